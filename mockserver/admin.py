@@ -1,0 +1,337 @@
+"""The admin API under ``/__admin/``: health, journal queries, clock control, reset.
+
+It is how tests and the contract kit see what arrived, so every read is consistent the moment
+the API response was sent (the journal commits first); nobody needs to sleep before asking.
+Query parameters are validated and a bad one gets a 400 in the usual envelope.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from . import __version__
+from .clock import iso
+from .errors import AdminError, Violation
+from .settings import ROKT_VERSIONS
+from .timefmt import parse_rfc3339
+
+bp = Blueprint("admin", __name__, url_prefix="/__admin")
+
+ALL = "*"
+
+
+def _services() -> Any:
+    return current_app.extensions["rokt_mock"]
+
+
+def _bad(param: str, message: str) -> AdminError:
+    return AdminError(f"{param}: {message}", [Violation(f"/{param}", f"query.{param}", message, "query")])
+
+
+def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(name, f"must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise _bad(name, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _namespace() -> str:
+    return request.args.get("namespace") or "default"
+
+
+def _ns_clause(namespace: str, column: str = "namespace") -> tuple[list[str], list[Any]]:
+    return ([], []) if namespace == ALL else ([f"{column} = ?"], [namespace])
+
+
+def request_json(row: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One journal row as the admin API and the export show it."""
+    body = row["body"]
+    item: dict[str, Any] = {
+        "id": row["id"],
+        "at": iso(row["at"]),
+        "wallTime": iso(row["wall"]),
+        "namespace": row["namespace"],
+        "method": row["method"],
+        "path": row["path"],
+        "endpoint": row["endpoint"],
+        "apiVersion": row["api_version"],
+        "credential": row["credential"],
+        "accountId": row["account_id"],
+        "status": row["status"],
+        "code": row["code"],
+        "idempotencyKey": row["idempotency_key"],
+        "bodySha256": row["body_sha256"],
+        "bodySize": row["body_size"],
+        "eventCount": row["event_count"],
+        "headers": json.loads(row["headers"]),
+        "body": None,
+        "response": json.loads(row["response"]) if row["response"] else None,
+        "violations": json.loads(row["violations"]) if row["violations"] else [],
+        "warnings": json.loads(row["warnings"]) if row["warnings"] else [],
+        "note": json.loads(row["note"]) if row["note"] else {},
+        "durationMs": row["duration_ms"],
+        "events": events,
+    }
+    if body is not None:
+        try:
+            item["body"] = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            item["bodyBase64"] = base64.b64encode(bytes(body)).decode("ascii")
+    return item
+
+
+def _request_filters() -> tuple[str, list[Any]]:
+    namespace = _namespace()
+    clauses, params = _ns_clause(namespace)
+    since = request.args.get("since")
+    if since:
+        at = parse_rfc3339(since)
+        if at is None:
+            raise _bad("since", f"must be an RFC 3339 date-time, got {since!r}")
+        clauses.append("at >= ?")
+        params.append(at)
+    status = request.args.get("status")
+    if status:
+        if len(status) == 3 and status[0] in "12345" and status[1:].lower() == "xx":
+            lo = int(status[0]) * 100
+            clauses.append("status BETWEEN ? AND ?")
+            params += [lo, lo + 99]
+        elif status.isdigit():
+            clauses.append("status = ?")
+            params.append(int(status))
+        else:
+            raise _bad("status", f"must be a status like 409 or a class like 4xx, got {status!r}")
+    endpoint = request.args.get("endpoint")
+    if endpoint:
+        clauses.append("endpoint = ?")
+        params.append(endpoint)
+    key = request.args.get("idempotencyKey")
+    if key:
+        clauses.append("idempotency_key = ?")
+        params.append(key)
+    ceid = request.args.get("clientEventId")
+    if ceid:
+        sub_clauses, sub_params = _ns_clause(namespace)
+        where = " AND ".join(["client_event_id = ?", *sub_clauses])
+        clauses.append(f"id IN (SELECT request_id FROM events WHERE {where})")
+        params += [ceid, *sub_params]
+    before = _int_arg("before", None, 1, 2**62)
+    if before is not None:
+        clauses.append("id < ?")
+        params.append(before)
+    return " AND ".join(clauses) or "1", params
+
+
+@bp.get("/health")
+def health() -> Any:
+    services = _services()
+    counts = services.journal.counts()
+    return jsonify(
+        {
+            "status": "ok",
+            "version": __version__,
+            "schemaVersion": services.schemas.version,
+            "apiVersions": list(ROKT_VERSIONS),
+            "journal": {"path": services.journal.path, **counts},
+            "clock": services.clock.describe(),
+        }
+    )
+
+
+@bp.get("/clock")
+def get_clock() -> Any:
+    return jsonify(_services().clock.describe())
+
+
+@bp.post("/clock")
+def post_clock() -> Any:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise AdminError("the body must be a JSON object like {\"frozen\": true}")
+    unknown = set(body) - {"now", "advance", "frozen", "reset"}
+    if unknown:
+        raise AdminError(f"unknown clock fields: {', '.join(sorted(unknown))}")
+    set_to = None
+    if "now" in body:
+        if not isinstance(body["now"], str) or parse_rfc3339(body["now"]) is None:
+            raise AdminError("now must be an RFC 3339 date-time such as 2026-11-20T12:00:00Z")
+        set_to = parse_rfc3339(body["now"])
+    advance = body.get("advance", 0)
+    if isinstance(advance, bool) or not isinstance(advance, (int, float)):
+        raise AdminError("advance must be a number of seconds")
+    if abs(advance) > 100 * 365 * 86400:
+        raise AdminError("advance must be within a century")
+    for flag in ("frozen", "reset"):
+        if flag in body and not isinstance(body[flag], bool):
+            raise AdminError(f"{flag} must be true or false")
+    if set_to is not None and not -62135596800 < set_to < 253402300799:
+        raise AdminError("now must be between years 1 and 9999")
+    state = _services().clock.update(
+        set_to=set_to,
+        advance=float(advance),
+        frozen=body.get("frozen"),
+        reset=bool(body.get("reset", False)),
+    )
+    return jsonify(state)
+
+
+@bp.get("/requests")
+def list_requests() -> Any:
+    journal = _services().journal
+    where, params = _request_filters()
+    limit = _int_arg("limit", 50, 1, 1000) or 50
+    rows = list(journal.iter_requests(where, params, newest_first=True, limit=limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    events = journal.events_of([r["id"] for r in rows])
+    return jsonify(
+        {
+            "requests": [request_json(r, events[r["id"]]) for r in rows],
+            "next": rows[-1]["id"] if more else None,
+        }
+    )
+
+
+@bp.get("/events")
+def list_events() -> Any:
+    journal = _services().journal
+    clauses, params = _ns_clause(_namespace())
+    for arg, column in (("accountId", "account_id"), ("clientEventId", "client_event_id")):
+        value = request.args.get(arg)
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    min_deliveries = _int_arg("minDeliveries", None, 1, 2**31)
+    if min_deliveries is not None:
+        clauses.append("deliveries >= ?")
+        params.append(min_deliveries)
+    where = " AND ".join(clauses) or "1"
+    limit = _int_arg("limit", 100, 1, 1000)
+    offset = _int_arg("offset", 0, 0, 2**62)
+    total = journal.query(f"SELECT count(*) AS n FROM deliveries WHERE {where}", params)[0]["n"]
+    rows = journal.query(
+        f"SELECT * FROM deliveries WHERE {where} ORDER BY first_request_id, client_event_id"
+        " LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return jsonify(
+        {
+            "events": [
+                {
+                    "namespace": r["namespace"],
+                    "accountId": r["account_id"],
+                    "clientEventId": r["client_event_id"],
+                    "eventType": r["event_type"],
+                    "deliveries": r["deliveries"],
+                    "firstRequestId": r["first_request_id"],
+                    "lastRequestId": r["last_request_id"],
+                    "firstAt": iso(r["first_at"]),
+                    "lastAt": iso(r["last_at"]),
+                }
+                for r in rows
+            ],
+            "total": total,
+        }
+    )
+
+
+@bp.get("/summary")
+def summary() -> Any:
+    journal = _services().journal
+    namespace = _namespace()
+    clauses, params = _ns_clause(namespace)
+    where = " AND ".join(clauses) or "1"
+    by_status: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    total = 0
+    for r in journal.query(
+        f"SELECT status, code, count(*) AS n FROM requests WHERE {where} GROUP BY status, code",
+        params,
+    ):
+        total += r["n"]
+        by_status[str(r["status"])] = by_status.get(str(r["status"]), 0) + r["n"]
+        if r["code"]:
+            by_code[r["code"]] = by_code.get(r["code"], 0) + r["n"]
+    outcomes = {o: 0 for o in ("accepted", "duplicate", "rejected", "refused")}
+    by_rule: dict[str, int] = {}
+    for r in journal.query(
+        f"SELECT outcome, rule, count(*) AS n FROM events WHERE {where} GROUP BY outcome, rule",
+        params,
+    ):
+        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + r["n"]
+        if r["outcome"] == "rejected" and r["rule"]:
+            by_rule[r["rule"]] = by_rule.get(r["rule"], 0) + r["n"]
+    unique = journal.query(f"SELECT count(*) AS n FROM deliveries WHERE {where}", params)[0]["n"]
+    return jsonify(
+        {
+            "namespace": namespace,
+            "requests": {"total": total, "byStatus": by_status, "byCode": by_code},
+            "events": {
+                "received": sum(outcomes.values()),
+                "accepted": outcomes["accepted"],
+                "duplicates": outcomes["duplicate"],
+                "rejected": outcomes["rejected"],
+                "refused": outcomes["refused"],
+                "unique": unique,
+                "rejectedByRule": by_rule,
+            },
+        }
+    )
+
+
+@bp.delete("/journal")
+def clear_journal() -> Any:
+    namespace = request.args.get("namespace") or ALL
+    _services().journal.clear(None if namespace == ALL else namespace)
+    return jsonify({"cleared": True, "namespace": namespace})
+
+
+@bp.post("/reset")
+def reset() -> Any:
+    services = _services()
+    given = request.args.get("namespace")
+    namespace = given or ALL
+    services.journal.clear(None if namespace == ALL else namespace, state=True)
+    if not given or given == ALL:
+        services.clock.update(reset=True)
+    return jsonify({"reset": True, "namespace": namespace})
+
+
+@bp.get("/journal/export")
+def export() -> Any:
+    journal = _services().journal
+    where, params = _request_filters()
+
+    def lines() -> Iterator[str]:
+        batch: list[Any] = []
+        for row in journal.iter_requests(where, params, newest_first=False, limit=None):
+            batch.append(row)
+            if len(batch) == 200:
+                yield from _render(journal, batch)
+                batch = []
+        yield from _render(journal, batch)
+
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    return Response(
+        lines(),
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="rokt-mock-journal-{stamp}.jsonl"'},
+    )
+
+
+def _render(journal: Any, rows: list[Any]) -> Iterator[str]:
+    events = journal.events_of([r["id"] for r in rows])
+    for r in rows:
+        yield json.dumps(request_json(r, events[r["id"]]), ensure_ascii=False) + "\n"

@@ -1,0 +1,245 @@
+"""The ``rokt-mock`` command (also ``python -m mockserver``): serve, validate, journal.
+
+Options of ``serve`` are generated from :data:`mockserver.settings.FIELDS`, so each flag, its
+``ROKT_MOCK_*`` variable and its help text come from one table. Exit codes: 0 success, 1 the
+thing checked is wrong (a payload, an unreachable mock), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .settings import CONFIG_ENV, FIELDS, ConfigError, load, parse_credentials
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for spec in reversed(FIELDS):
+        help_text = f"{spec.help} [env: {spec.env}]"
+        dest = spec.name
+        if spec.parse.__name__ == "_bool":
+            name = spec.flag[2:]
+            decl = f"--{name}/--no-{name}"
+            func = click.option(decl, dest, default=None, help=help_text)(func)
+        elif spec.name in ("apps", "keys"):
+            func = click.option(
+                spec.flag, dest, multiple=True, metavar="ID:SECRET[:ACCOUNTS]", help=help_text
+            )(func)
+        elif spec.parse is int:
+            func = click.option(spec.flag, dest, type=int, default=None, help=help_text)(func)
+        else:
+            func = click.option(spec.flag, dest, default=None, help=help_text)(func)
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help=f"TOML config file (see docs/configuration.md). [env: {CONFIG_ENV}]",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rokt-mock")
+def cli() -> None:
+    """rokt-mock: a local, faithful mock of Rokt's Event API."""
+
+
+@cli.command()
+@_serve_options
+def serve(config_file: str | None, **flags: Any) -> None:
+    """Start the mock (defaults: 127.0.0.1:8080, journal in .rokt-mock/, demo credentials).
+
+    Prints 'rokt-mock listening on http://HOST:PORT' once it accepts connections; SIGTERM or
+    Ctrl-C stops it cleanly.
+    """
+    from .journal import JournalError
+    from .schemas import SchemaLoadError
+    from .server import serve as run
+
+    overrides: dict[str, Any] = {}
+    try:
+        for name, value in flags.items():
+            if name in ("apps", "keys"):
+                if value:
+                    overrides[name] = tuple(c for item in value for c in parse_credentials(item))
+            else:
+                overrides[name] = value
+        settings = load(config_file, os.environ, overrides)
+    except (ConfigError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        run(settings)
+    except (SchemaLoadError, JournalError, ConfigError) as exc:
+        click.echo(f"rokt-mock: cannot start: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"rokt-mock: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--now",
+    default=None,
+    metavar="RFC3339",
+    help="Judge event times against this instant instead of the current time.",
+)
+@click.option("--strict", is_flag=True, help="Treat contract warnings as violations.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@click.option("--schema-dir", default=None, help="Use this contract folder instead of schemas/.")
+def validate(
+    files: tuple[str, ...], now: str | None, strict: bool, as_json: bool, schema_dir: str | None
+) -> None:
+    """Check POST events payload files offline with the server's own rules.
+
+    Prints each violation with its JSON pointer and rule, and the answer the mock would give.
+    Exit 1 if any file would not be accepted in full.
+    """
+    from .errors import ApiError
+    from .schemas import SchemaLoadError, load_schemas
+    from .timefmt import parse_rfc3339
+    from .validation import Contract, parse_json
+
+    try:
+        contract = Contract(load_schemas(schema_dir))
+    except SchemaLoadError as exc:
+        raise click.UsageError(str(exc)) from None
+    at = time.time()
+    if now is not None:
+        parsed = parse_rfc3339(now)
+        if parsed is None:
+            raise click.BadParameter(f"not an RFC 3339 date-time: {now!r}", param_hint="--now")
+        at = parsed
+    failed = False
+    for name in files:
+        try:
+            raw = Path(name).read_bytes()
+        except OSError as exc:
+            raise click.FileError(name, exc.strerror) from None
+        report: dict[str, Any] = {"file": name}
+        try:
+            doc = parse_json(raw)
+            verdict = contract.check(doc, at, strict=strict)
+            if verdict.unmarshal:
+                report.update(status=400, code="RequestJsonUnmarshalError", violations=verdict.unmarshal)
+            elif verdict.request:
+                report.update(status=400, code="RequestValidationError", violations=verdict.request)
+            else:
+                report.update(status=200, code=None, violations=verdict.event_violations)
+                report["unprocessed"] = len(verdict.events)
+                report["events"] = len(doc["events"])
+            report["warnings"] = [] if strict else verdict.warnings
+        except ApiError as err:
+            report.update(status=err.status, code=err.code, violations=err.violations, warnings=[])
+        bad = bool(report["violations"])
+        failed = failed or bad
+        if as_json:
+            out = dict(report)
+            out["violations"] = [v.to_dict() for v in report["violations"]]
+            out["warnings"] = [v.to_dict() for v in report["warnings"]]
+            out["ok"] = not bad
+            click.echo(json.dumps(out, ensure_ascii=False))
+            continue
+        if report["status"] != 200:
+            click.echo(f"{name}: FAIL: {report['status']} {report['code']}")
+        elif bad:
+            click.echo(
+                f"{name}: FAIL: 200 with {report['unprocessed']} of {report['events']} event(s) "
+                "in unprocessedRecords"
+            )
+        else:
+            click.echo(f"{name}: ok ({report['events']} event(s) accepted)")
+        for v in report["violations"]:
+            click.echo(f"  {v.pointer or '/'}  {v.rule}  {v.message}")
+        for v in report["warnings"]:
+            click.echo(f"  warning: {v.pointer or '/'}  {v.rule}  {v.message}")
+    sys.exit(1 if failed else 0)
+
+
+@cli.group()
+def journal() -> None:
+    """Read the journal of a running mock through its admin API."""
+
+
+_url_option = click.option(
+    "--url",
+    envvar="ROKT_MOCK_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Base URL of the running mock. [env: ROKT_MOCK_URL]",
+)
+_ns_option = click.option(
+    "--namespace", default="default", show_default=True, help="Namespace to read; '*' for all."
+)
+
+
+def _admin_get(url: str, path: str, params: dict[str, str], stream: bool = False) -> Any:
+    import requests
+
+    try:
+        response = requests.get(f"{url.rstrip('/')}{path}", params=params, stream=stream, timeout=30)
+    except requests.RequestException as exc:
+        click.echo(f"rokt-mock: cannot reach the mock at {url}: {exc}", err=True)
+        sys.exit(1)
+    if response.status_code != 200:
+        click.echo(f"rokt-mock: {path} answered {response.status_code}: {response.text}", err=True)
+        sys.exit(1)
+    return response
+
+
+@journal.command("export")
+@_url_option
+@_ns_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def journal_export(url: str, namespace: str, output: str | None) -> None:
+    """Stream the journal as JSON Lines (one request per line, oldest first)."""
+    response = _admin_get(url, "/__admin/journal/export", {"namespace": namespace}, stream=True)
+    sink = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        for chunk in response.iter_content(chunk_size=65536):
+            sink.write(chunk)
+    finally:
+        if output:
+            sink.close()
+        else:
+            sink.flush()
+
+
+@journal.command("summary")
+@_url_option
+@_ns_option
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+def journal_summary(url: str, namespace: str, as_json: bool) -> None:
+    """Requests by status and code; events accepted, rejected by rule, duplicated."""
+    data = _admin_get(url, "/__admin/summary", {"namespace": namespace}).json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    req, ev = data["requests"], data["events"]
+    click.echo(f"namespace {data['namespace']}: {req['total']} request(s)")
+    for status, count in sorted(req["byStatus"].items()):
+        click.echo(f"  {status}: {count}")
+    for code, count in sorted(req["byCode"].items()):
+        click.echo(f"  {code}: {count}")
+    click.echo(
+        f"events: {ev['received']} received, {ev['accepted']} accepted ({ev['unique']} unique), "
+        f"{ev['duplicates']} duplicate deliveries, {ev['rejected']} rejected, "
+        f"{ev['refused']} in refused requests"
+    )
+    for rule, count in sorted(ev["rejectedByRule"].items()):
+        click.echo(f"  rejected {rule}: {count}")
+
+
+def main() -> None:
+    cli(prog_name="rokt-mock")

@@ -1,0 +1,460 @@
+"""The journal: a durable SQLite record of every API request, and the state derived from it.
+
+It is the mock's evidence ("what arrived, and what did the mock answer?") and also its
+shared state (idempotency keys, delivery counts, the clock, the token-signing key), so that
+several worker processes on one file agree with each other without any other coordination.
+
+Every write that decides an answer runs in one ``BEGIN IMMEDIATE`` transaction and is
+committed before the view returns, which is what "committed before the response is sent"
+means here. WAL with ``synchronous=NORMAL`` keeps a committed transaction through a ``kill -9``
+of the process (the data is in the WAL file, not in our memory); only an OS crash or power
+loss could lose the last commits, a trade documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = "1"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    wall REAL NOT NULL,
+    namespace TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    api_version TEXT,
+    credential TEXT,
+    account_id TEXT,
+    status INTEGER NOT NULL,
+    code TEXT,
+    idempotency_key TEXT,
+    body_sha256 TEXT,
+    body_size INTEGER NOT NULL DEFAULT 0,
+    event_count INTEGER,
+    headers TEXT NOT NULL,
+    body BLOB,
+    response TEXT,
+    violations TEXT,
+    warnings TEXT,
+    note TEXT,
+    duration_ms REAL
+);
+CREATE INDEX IF NOT EXISTS requests_ns ON requests(namespace, id);
+CREATE INDEX IF NOT EXISTS requests_key ON requests(idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    request_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    namespace TEXT NOT NULL,
+    account_id TEXT,
+    client_event_id TEXT,
+    event_type TEXT,
+    outcome TEXT NOT NULL,
+    rule TEXT,
+    PRIMARY KEY (request_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_ceid ON events(client_event_id, namespace);
+CREATE TABLE IF NOT EXISTS deliveries (
+    namespace TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    client_event_id TEXT NOT NULL,
+    event_type TEXT,
+    deliveries INTEGER NOT NULL,
+    first_request_id INTEGER NOT NULL,
+    last_request_id INTEGER NOT NULL,
+    first_at REAL NOT NULL,
+    last_at REAL NOT NULL,
+    PRIMARY KEY (namespace, account_id, client_event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    namespace TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_id INTEGER NOT NULL,
+    body_sha256 TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (namespace, credential, key)
+) WITHOUT ROWID;
+"""
+
+#: Event outcomes. ``refused``: the whole request was answered with an error, so the event
+#: was never judged on its own; ``rejected``: it broke a per-event rule.
+OUTCOMES = ("accepted", "duplicate", "rejected", "refused")
+
+
+class JournalError(Exception):
+    """The journal file cannot be opened or was written by an incompatible version."""
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One row of ``requests``, as the views fill it before committing."""
+
+    at: float
+    wall: float
+    namespace: str
+    method: str
+    path: str
+    endpoint: str
+    status: int = 0
+    code: str | None = None
+    api_version: str | None = None
+    credential: str | None = None
+    account_id: str | None = None
+    idempotency_key: str | None = None
+    body_sha256: str | None = None
+    body_size: int = 0
+    event_count: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    response: Any = None
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    note: dict[str, Any] = field(default_factory=dict)
+    duration_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    idx: int
+    client_event_id: str | None
+    event_type: str | None
+    rule: str | None = None  # set when the event broke a per-event rule
+
+
+@dataclass(slots=True)
+class BatchResult:
+    request_id: int
+    #: Set when the Idempotency-Key was already accepted: (original request id, body differs).
+    reused: tuple[int, bool] | None = None
+    outcomes: list[str] = field(default_factory=list)
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None or value == [] or value == {}:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Journal:
+    """The SQLite store behind one mock process; thread-safe, one connection per process.
+
+    A single connection under a lock is the fastest arrangement for SQLite inside one process
+    (its writes are serialised anyway) and the only one that also works for ``:memory:``.
+    Separate processes on the same file coordinate through SQLite's own locking.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        memory = path == ":memory:"
+        if not memory:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise JournalError(f"cannot create the journal's folder for {path}: {exc}") from None
+        target = f"file:rokt-mock-{uuid.uuid4().hex}?mode=memory" if memory else path
+        try:
+            self._db = sqlite3.connect(
+                target,
+                uri=memory,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=30.0,
+            )
+            if not memory:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            with self.transaction() as db:
+                for statement in _DDL.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                row = db.execute("SELECT value FROM state WHERE key='schema_version'").fetchone()
+                if row is None:
+                    db.execute(
+                        "INSERT INTO state VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                    )
+                elif row[0] != SCHEMA_VERSION:
+                    raise JournalError(
+                        f"{path} was written by journal schema {row[0]}, this version uses "
+                        f"{SCHEMA_VERSION}: move it away or pass another --journal"
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"cannot open journal {path}: {exc}") from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    class _Tx:
+        def __init__(self, journal: Journal) -> None:
+            self.journal = journal
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.journal._lock.acquire()
+            try:
+                self.journal._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.journal._lock.release()
+                raise
+            return self.journal._db
+
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+            try:
+                if exc_type is None:
+                    self.journal._db.execute("COMMIT")
+                else:
+                    self.journal._db.execute("ROLLBACK")
+            finally:
+                self.journal._lock.release()
+
+    def transaction(self) -> Journal._Tx:
+        """A write transaction (``BEGIN IMMEDIATE``), committed on normal exit."""
+        return Journal._Tx(self)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, params)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str | None) -> None:
+        with self.transaction() as db:
+            if value is None:
+                db.execute("DELETE FROM state WHERE key=?", (key,))
+            else:
+                db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    def state_default(self, key: str, make: Any) -> str:
+        """Read ``key``, creating it with ``make()`` atomically when absent."""
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+            if row:
+                return str(row[0])
+            value = str(make())
+            db.execute("INSERT INTO state VALUES (?, ?)", (key, value))
+            return value
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _insert_request(self, db: sqlite3.Connection, rec: RequestRecord) -> int:
+        cur = db.execute(
+            "INSERT INTO requests (at, wall, namespace, method, path, endpoint, api_version,"
+            " credential, account_id, status, code, idempotency_key, body_sha256, body_size,"
+            " event_count, headers, body, response, violations, warnings, note, duration_ms)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.at,
+                rec.wall,
+                rec.namespace,
+                rec.method,
+                rec.path,
+                rec.endpoint,
+                rec.api_version,
+                rec.credential,
+                rec.account_id,
+                rec.status,
+                rec.code,
+                rec.idempotency_key,
+                rec.body_sha256,
+                rec.body_size,
+                rec.event_count,
+                json.dumps(rec.headers, ensure_ascii=False),
+                rec.body,
+                _dumps(rec.response),
+                _dumps(rec.violations),
+                _dumps(rec.warnings),
+                _dumps(rec.note),
+                rec.duration_ms,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def _insert_events(
+        self,
+        db: sqlite3.Connection,
+        request_id: int,
+        rec: RequestRecord,
+        events: Sequence[EventRecord],
+        outcomes: Sequence[str],
+    ) -> None:
+        db.executemany(
+            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (
+                    request_id,
+                    ev.idx,
+                    rec.namespace,
+                    rec.account_id,
+                    ev.client_event_id,
+                    ev.event_type,
+                    outcome,
+                    ev.rule,
+                )
+                for ev, outcome in zip(events, outcomes)
+            ],
+        )
+
+    def record(self, rec: RequestRecord, events: Sequence[EventRecord] = ()) -> int:
+        """Commit a request that was refused as a whole; its events are ``refused``."""
+        with self.transaction() as db:
+            request_id = self._insert_request(db, rec)
+            if events:
+                self._insert_events(db, request_id, rec, events, ["refused"] * len(events))
+        return request_id
+
+    def commit_batch(
+        self,
+        rec: RequestRecord,
+        events: Sequence[EventRecord],
+        *,
+        retention: float,
+        reject_invalid: bool,
+    ) -> BatchResult:
+        """Stages 6 to 8 of POST events, atomically: idempotency, per-event outcomes, commit.
+
+        The key check and the insert share one transaction, so two requests racing with the
+        same key (on threads or on worker processes) see exactly one acceptance. A key is
+        remembered only when the request is accepted (200), so a refused request never burns
+        it. ``rec.status`` and ``rec.code`` are filled in here.
+        """
+        with self.transaction() as db:
+            key = rec.idempotency_key
+            if key is not None:
+                row = db.execute(
+                    "SELECT request_id, body_sha256, at FROM idempotency"
+                    " WHERE namespace=? AND credential=? AND key=?",
+                    (rec.namespace, rec.credential or "", key),
+                ).fetchone()
+                if row is not None and rec.at - row[2] < retention:
+                    differs = row[1] != rec.body_sha256
+                    rec.status, rec.code = 409, "IdempotencyKeyReused"
+                    rec.note["idempotency"] = {"originalRequestId": row[0], "bodyDiffers": differs}
+                    request_id = self._insert_request(db, rec)
+                    self._insert_events(db, request_id, rec, events, ["refused"] * len(events))
+                    return BatchResult(request_id, reused=(row[0], differs))
+            invalid = any(ev.rule for ev in events)
+            if reject_invalid and invalid:
+                rec.status, rec.code = 400, "RequestValidationError"
+                outcomes = ["rejected" if ev.rule else "refused" for ev in events]
+                request_id = self._insert_request(db, rec)
+                self._insert_events(db, request_id, rec, events, outcomes)
+                return BatchResult(request_id, outcomes=outcomes)
+            rec.status, rec.code = 200, None
+            request_id = self._insert_request(db, rec)
+            outcomes = []
+            for ev in events:
+                if ev.rule:
+                    outcomes.append("rejected")
+                    continue
+                seen = db.execute(
+                    "INSERT INTO deliveries VALUES (?,?,?,?,1,?,?,?,?)"
+                    " ON CONFLICT DO UPDATE SET deliveries = deliveries + 1,"
+                    " last_request_id = excluded.last_request_id, last_at = excluded.last_at"
+                    " RETURNING deliveries",
+                    (
+                        rec.namespace,
+                        rec.account_id or "",
+                        ev.client_event_id or "",
+                        ev.event_type,
+                        request_id,
+                        request_id,
+                        rec.at,
+                        rec.at,
+                    ),
+                ).fetchone()[0]
+                outcomes.append("accepted" if seen == 1 else "duplicate")
+            self._insert_events(db, request_id, rec, events, outcomes)
+            if key is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?,?,?,?,?,?)",
+                    (rec.namespace, rec.credential or "", key, request_id, rec.body_sha256, rec.at),
+                )
+            return BatchResult(request_id, outcomes=outcomes)
+
+    def clear(self, namespace: str | None = None, *, state: bool = False) -> None:
+        """Forget requests and deliveries (and, with ``state``, idempotency keys too)."""
+        tables = ["requests", "events", "deliveries"] + (["idempotency"] if state else [])
+        with self.transaction() as db:
+            for table in tables:
+                if namespace is None:
+                    db.execute(f"DELETE FROM {table}")
+                else:
+                    db.execute(f"DELETE FROM {table} WHERE namespace=?", (namespace,))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            requests = self._db.execute("SELECT max(id), count(*) FROM requests").fetchone()
+            events = self._db.execute("SELECT count(*) FROM events").fetchone()[0]
+        return {"requests": int(requests[1]), "events": int(events), "lastRequestId": requests[0] or 0}
+
+    def events_of(self, request_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {rid: [] for rid in request_ids}
+        if not request_ids:
+            return out
+        marks = ",".join("?" * len(request_ids))
+        for row in self.query(
+            f"SELECT request_id, idx, client_event_id, event_type, outcome, rule FROM events"
+            f" WHERE request_id IN ({marks}) ORDER BY request_id, idx",
+            list(request_ids),
+        ):
+            item = {
+                "index": row["idx"],
+                "clientEventId": row["client_event_id"],
+                "eventType": row["event_type"],
+                "outcome": row["outcome"],
+            }
+            if row["rule"]:
+                item["rule"] = row["rule"]
+            out[row["request_id"]].append(item)
+        return out
+
+    def iter_requests(
+        self, where: str, params: Sequence[Any], *, newest_first: bool, limit: int | None
+    ) -> Iterator[sqlite3.Row]:
+        """Rows of ``requests`` matching ``where``, fetched in pages so the lock is brief."""
+        page = 200
+        last: int | None = None
+        sent = 0
+        order = "DESC" if newest_first else "ASC"
+        while limit is None or sent < limit:
+            size = page if limit is None else min(page, limit - sent)
+            clause = where
+            args = list(params)
+            if last is not None:
+                clause = f"({where}) AND id {'<' if newest_first else '>'} ?"
+                args.append(last)
+            rows = self.query(
+                f"SELECT * FROM requests WHERE {clause} ORDER BY id {order} LIMIT ?",
+                [*args, size],
+            )
+            if not rows:
+                return
+            yield from rows
+            sent += len(rows)
+            last = rows[-1]["id"]
+            if len(rows) < size:
+                return

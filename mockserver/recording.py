@@ -1,0 +1,179 @@
+"""Flask glue that puts every API request into the journal before its response leaves.
+
+Views that decide an answer from journal state (POST events) commit their own row inside
+their transaction and mark ``g.journaled``; for everything else (token requests, refused
+requests, unknown paths) the ``after_request`` hook commits the row. Either way the commit
+happens before the WSGI server sends a byte, and the response carries
+``X-Rokt-Mock-Request-Id`` so a sender's log line can be matched to the journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+
+from .journal import EventRecord, RequestRecord
+
+REQUEST_ID_HEADER = "X-Rokt-Mock-Request-Id"
+_SENSITIVE = ("authorization", "cookie", "secret", "token", "password", "api-key", "apikey")
+_UNJOURNALED = ("/__admin", "/openapi.json", "/favicon.ico")
+
+
+def is_journaled(path: str) -> bool:
+    return not path.startswith(_UNJOURNALED)
+
+
+def _is_sensitive(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SENSITIVE)
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    """Headers as a dict, with credentials replaced: the scheme of Authorization stays visible
+    (``Bearer <redacted>``) because it is evidence of what the sender did."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        if _is_sensitive(name):
+            scheme, sep, _ = value.partition(" ")
+            lowered = name.lower()
+            if lowered in ("authorization", "proxy-authorization") and sep:
+                value = f"{scheme} <redacted>"
+            else:
+                value = "<redacted>"
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def redact_form(raw: bytes) -> bytes:
+    """A form body with secret-looking fields blanked (senders sometimes post client_secret)."""
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        return b"<unparseable form body redacted>"
+    return urlencode([(k, "<redacted>" if _is_sensitive(k) else v) for k, v in pairs]).encode()
+
+
+def split_namespace(path: str) -> tuple[str, str]:
+    """``/ns/ci-42/v1/events`` -> ``("ci-42", "/v1/events")``; other paths are ``default``."""
+    if path.startswith("/ns/"):
+        name, sep, rest = path[4:].partition("/")
+        if name:
+            return name, "/" + rest if sep else "/"
+    return "default", path
+
+
+def read_body() -> None:
+    """Read the body once, bounded by the size limit, and note what happened in ``g``.
+
+    Nothing is raised here: the checks run in the documented order later (auth first), so an
+    oversized body from an unauthenticated sender still gets its 401.
+    """
+    g.body, g.body_too_large, g.body_read_error = b"", False, False
+    g.body_size = request.content_length or 0
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        g.body_too_large = True
+        return
+    try:
+        g.body = request.get_data(cache=True)
+        g.body_size = len(g.body)
+    except RequestEntityTooLarge:
+        g.body_too_large = True
+    except (ClientDisconnected, OSError, ValueError):
+        g.body_read_error = True
+
+
+def base_record() -> RequestRecord:
+    services = current_app.extensions["rokt_mock"]
+    namespace, endpoint = split_namespace(request.path)
+    body = g.get("body") or None
+    if body is not None and request.mimetype == "application/x-www-form-urlencoded":
+        body = redact_form(body)
+    return RequestRecord(
+        at=g.get("now") or services.clock.now(),
+        wall=time.time(),
+        namespace=namespace,
+        method=request.method,
+        path=request.full_path.rstrip("?"),
+        endpoint=endpoint,
+        headers=redact_headers(request.headers),
+        body=body,
+        body_size=g.get("body_size", 0),
+        body_sha256=hashlib.sha256(g.body).hexdigest() if g.get("body") else None,
+    )
+
+
+def refused_events(doc: Any) -> list[EventRecord]:
+    """Best-effort event list of a refused body, so every attempt that carried an event id
+    can be found later (the contract kit checks that retries carry the same events)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        return []
+    out = []
+    for i, event in enumerate(doc["events"][:1000]):
+        if isinstance(event, dict):
+            ceid, etype = event.get("clientEventId"), event.get("eventType")
+            out.append(
+                EventRecord(
+                    i,
+                    ceid if isinstance(ceid, str) else None,
+                    etype if isinstance(etype, str) else None,
+                )
+            )
+    return out
+
+
+def _after(response: Response) -> Response:
+    if not is_journaled(request.path):
+        return response
+    if g.get("body_too_large"):
+        response.headers["Connection"] = "close"
+    request_id = g.get("journaled")
+    if request_id is None:
+        services = current_app.extensions["rokt_mock"]
+        outcome = g.get("outcome", {})
+        rec = base_record()
+        rec.status = response.status_code
+        rec.code = outcome.get("code")
+        rec.api_version = outcome.get("api_version")
+        rec.credential = outcome.get("credential")
+        rec.account_id = outcome.get("account_id")
+        rec.idempotency_key = outcome.get("idempotency_key")
+        rec.warnings = outcome.get("warnings", [])
+        error = g.get("error")
+        if error is not None and getattr(error, "violations", None):
+            rec.violations = [v.to_dict() for v in error.violations]
+        rec.response = outcome.get("response_redacted") or response.get_json(silent=True)
+        rec.duration_ms = (time.perf_counter() - g.started) * 1000 if "started" in g else None
+        request_id = services.journal.record(rec, refused_events(g.get("doc")))
+        _patch_request_id(response, request_id)
+    response.headers[REQUEST_ID_HEADER] = str(request_id)
+    return response
+
+
+def _patch_request_id(response: Response, request_id: int) -> None:
+    """Add ``data.details.requestId`` to an error body (it is only known after the insert)."""
+    if current_app.config["ROKT_SETTINGS"].exact_bodies or response.status_code < 400:
+        return
+    payload = response.get_json(silent=True)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(data, dict) and "code" in data:
+        data.setdefault("details", {})["requestId"] = request_id
+        response.set_data(json.dumps(payload))
+
+
+def _before() -> None:
+    g.started = time.perf_counter()
+    g.outcome = {}
+    if is_journaled(request.path):
+        read_body()
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_before)
+    app.after_request(_after)

@@ -1,0 +1,110 @@
+"""Run the app on a real socket: bind (port 0 allowed), announce the URL, stop cleanly.
+
+The server is gunicorn with ``gthread`` workers, chosen over werkzeug's development server
+because that one closes every connection after one response (no HTTP/1.1 keep-alive, so a
+sender's connection pool is never exercised) and over granian or uvicorn because gthread
+workers hand the app the raw client socket, which network faults (resets, stalls) need.
+One worker is the default; ``--workers N`` runs N processes that share everything through the
+journal. Before forking, the contract and the journal are opened once in the parent, so a
+broken schema or journal stops the start with a clear message instead of a worker crash loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+
+from .app import create_app
+from .journal import Journal
+from .schemas import load_schemas
+from .settings import ConfigError, Settings
+
+log = logging.getLogger("rokt_mock")
+
+
+def url_for(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def preflight(settings: Settings) -> None:
+    """Fail fast, in the parent, on anything that would make every worker fail."""
+    if settings.journal == ":memory:" and settings.workers > 1:
+        raise ConfigError("--journal :memory: cannot be shared by several --workers; use a file")
+    load_schemas(settings.schema_dir)
+    if settings.journal != ":memory:":
+        Journal(settings.journal).close()
+
+
+class _Arbiter(Arbiter):  # type: ignore[misc]
+    """Ctrl-C stops as gracefully as SIGTERM: requests in flight are answered first."""
+
+    def handle_int(self) -> None:
+        self.handle_term()
+
+
+class _Server(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        debug = s.log_level.lower() == "debug"
+        options: dict[str, Any] = {
+            "bind": [f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"],
+            "workers": s.workers,
+            "worker_class": "gthread",
+            "threads": s.threads,
+            "keepalive": 5,
+            # Faults stall answers on purpose; the worker's heartbeat runs on its own thread,
+            # so a long request is not mistaken for a hung worker.
+            "timeout": 120,
+            "graceful_timeout": 10,
+            "loglevel": "debug" if debug else "warning",
+            "accesslog": "-" if debug else None,
+            "limit_request_line": 8190,
+            "limit_request_fields": 200,
+            "limit_request_field_size": 16380,
+            "when_ready": self._when_ready,
+            "worker_exit": _worker_exit,
+            "proc_name": "rokt-mock",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def _when_ready(self, arbiter: Any) -> None:
+        port = arbiter.LISTENERS[0].sock.getsockname()[1]
+        print(f"rokt-mock listening on {url_for(self.settings.host, port)}", flush=True)
+        log.info("%r; journal %s; %d worker(s)", self.settings, self.settings.journal, self.settings.workers)
+
+    def load(self) -> Any:
+        return create_app(self.settings)
+
+    def run(self) -> None:
+        _Arbiter(self).run()
+
+
+def _worker_exit(arbiter: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("rokt_mock") if app is not None else None
+    if services is not None:
+        services.journal.close()
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT. Prints ``rokt-mock listening on URL`` once bound."""
+    level = getattr(logging, settings.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    preflight(settings)
+    parent = os.getpid()
+    try:
+        _Server(settings).run()
+    finally:  # gunicorn's arbiter (and each forked worker) leaves through sys.exit
+        if os.getpid() == parent:
+            print("rokt-mock stopped", file=sys.stderr, flush=True)
