@@ -38,6 +38,7 @@ class MockServer:
         env: dict[str, str] | None = None,
         startup_timeout: float = 20.0,
         python: str = sys.executable,
+        cwd: str | Path | None = None,
     ) -> None:
         self.args = ["serve", "--port", "0", "--journal", str(journal), *args]
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("ROKT_MOCK_")}
@@ -52,6 +53,7 @@ class MockServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=child_env,
+            cwd=cwd,
             text=True,
             encoding="utf-8",
             errors="replace",
@@ -100,7 +102,9 @@ class MockServer:
     # -- convenience -------------------------------------------------------------------------
 
     def admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, f"{self.url}/__admin/{path.lstrip('/')}", timeout=30, **kwargs)
+        return self.session.request(
+            method, f"{self.url}/__admin/{path.lstrip('/')}", timeout=30, **kwargs
+        )
 
     def reset(self) -> None:
         self.admin("POST", "reset").raise_for_status()

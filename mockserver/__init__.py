@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .app import create_app  # noqa: E402
-from .settings import Settings  # noqa: E402
+from .app import create_app
+from .settings import Settings
 
 __all__ = ["Settings", "__version__", "create_app"]

@@ -31,7 +31,9 @@ def _services() -> Any:
 
 
 def _bad(param: str, message: str) -> AdminError:
-    return AdminError(f"{param}: {message}", [Violation(f"/{param}", f"query.{param}", message, "query")])
+    return AdminError(
+        f"{param}: {message}", [Violation(f"/{param}", f"query.{param}", message, "query")]
+    )
 
 
 def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
@@ -159,7 +161,7 @@ def get_clock() -> Any:
 def post_clock() -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise AdminError("the body must be a JSON object like {\"frozen\": true}")
+        raise AdminError('the body must be a JSON object like {"frozen": true}')
     unknown = set(body) - {"now", "advance", "frozen", "reset"}
     if unknown:
         raise AdminError(f"unknown clock fields: {', '.join(sorted(unknown))}")

@@ -79,9 +79,7 @@ def create_app(settings: Settings | None = None, journal: Journal | None = None)
 
     for blueprint in (auth.bp, events.bp):
         app.register_blueprint(blueprint)
-        app.register_blueprint(
-            blueprint, url_prefix="/ns/<namespace>", name=f"{blueprint.name}_ns"
-        )
+        app.register_blueprint(blueprint, url_prefix="/ns/<namespace>", name=f"{blueprint.name}_ns")
     app.register_blueprint(admin.bp)
 
     @app.get("/openapi.json")

@@ -97,7 +97,9 @@ class TokenIssuer:
         return app
 
 
-def _bearer_error(message: str, error: str = "invalid_token", expired: bool = False) -> Unauthorized:
+def _bearer_error(
+    message: str, error: str = "invalid_token", expired: bool = False
+) -> Unauthorized:
     challenge = f'Bearer realm="rokt-mock", error="{error}"'
     return Unauthorized(
         message,
@@ -191,8 +193,7 @@ def token() -> Any:
     pair = parse_basic(request.headers.get("Authorization"))
     if pair is None:
         hint = (
-            " (client_id/client_secret in the body are not accepted: use the Authorization "
-            "header)"
+            " (client_id/client_secret in the body are not accepted: use the Authorization header)"
             if "client_id" in form or "client_secret" in form
             else ""
         )
@@ -217,7 +218,7 @@ def token() -> Any:
             400, "unsupported_grant_type", f"grant_type {grant!r} is not client_credentials"
         )
     now = services.clock.now()
-    access_token, claims = services.tokens.mint(app.ident, now)
+    access_token, _claims = services.tokens.mint(app.ident, now)
     g.outcome.update(status=200, response_redacted={"access_token": "<redacted>"})
     response = jsonify(
         {"access_token": access_token, "expires_in": services.tokens.ttl, "token_type": "Bearer"}

@@ -132,7 +132,9 @@ def validate(
             doc = parse_json(raw)
             verdict = contract.check(doc, at, strict=strict)
             if verdict.unmarshal:
-                report.update(status=400, code="RequestJsonUnmarshalError", violations=verdict.unmarshal)
+                report.update(
+                    status=400, code="RequestJsonUnmarshalError", violations=verdict.unmarshal
+                )
             elif verdict.request:
                 report.update(status=400, code="RequestValidationError", violations=verdict.request)
             else:
@@ -188,7 +190,9 @@ def _admin_get(url: str, path: str, params: dict[str, str], stream: bool = False
     import requests
 
     try:
-        response = requests.get(f"{url.rstrip('/')}{path}", params=params, stream=stream, timeout=30)
+        response = requests.get(
+            f"{url.rstrip('/')}{path}", params=params, stream=stream, timeout=30
+        )
     except requests.RequestException as exc:
         click.echo(f"rokt-mock: cannot reach the mock at {url}: {exc}", err=True)
         sys.exit(1)
@@ -201,7 +205,9 @@ def _admin_get(url: str, path: str, params: dict[str, str], stream: bool = False
 @journal.command("export")
 @_url_option
 @_ns_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout."
+)
 def journal_export(url: str, namespace: str, output: str | None) -> None:
     """Stream the journal as JSON Lines (one request per line, oldest first)."""
     response = _admin_get(url, "/__admin/journal/export", {"namespace": namespace}, stream=True)

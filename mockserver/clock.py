@@ -70,7 +70,9 @@ class Clock:
             if reset:
                 state = {"offset": 0.0, "frozen_at": None}
             real = time.time()
-            current = state["frozen_at"] if state["frozen_at"] is not None else real + state["offset"]
+            current = (
+                state["frozen_at"] if state["frozen_at"] is not None else real + state["offset"]
+            )
             if set_to is not None:
                 current = set_to
             current += advance

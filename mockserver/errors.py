@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("rokt_mock")
@@ -64,7 +64,7 @@ def summarise(violations: list[Violation]) -> str:
         return ""
     first = violations[0]
     where = f"{first.location} {first.pointer}" if first.location != "body" else first.pointer
-    text = f"{where or '/'}: {first.message}"
+    text = f"{where}: {first.message}" if where else first.message
     if len(violations) > 1:
         text += f" (and {len(violations) - 1} more)"
     return text
@@ -210,7 +210,16 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(err: HTTPException) -> Any:
         status = err.code or 500
         code = _HTTP_CODES.get(status, err.name.replace(" ", ""))
-        payload = {"data": {"code": code, "message": err.description or err.name}}
+        message = err.description or err.name
+        if status == 404:
+            message = (
+                f"no endpoint at {request.method} {request.path}; the Event API has "
+                "POST /auth/oauth2/token, POST /v1/events and POST /v2/events "
+                "(optionally under /ns/<namespace>), the admin API is under /__admin/"
+            )
+        elif status == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        payload = {"data": {"code": code, "message": message}}
         headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
         return finish(status, code, payload, headers)
 

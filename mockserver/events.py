@@ -42,7 +42,8 @@ def _header_checks(version: str, strict: bool) -> list[Violation]:
                 Violation(
                     "/Content-Type",
                     "header.content_type",
-                    f"Content-Type must be application/json, got {request.content_type or 'none'!r}",
+                    "Content-Type must be application/json, "
+                    f"got {request.content_type or 'none'!r}",
                     "header",
                 )
             ]
@@ -81,7 +82,9 @@ def _header_checks(version: str, strict: bool) -> list[Violation]:
         )
     elif charset.strip().lower().replace("-", "") != "utf8":
         warnings.append(
-            Violation("/Charset", "header.charset", f"Charset must be utf-8, got {charset!r}", "header")
+            Violation(
+                "/Charset", "header.charset", f"Charset must be utf-8, got {charset!r}", "header"
+            )
         )
     if version == "v1":
         key = request.headers.get("Idempotency-Key")
@@ -224,7 +227,11 @@ def _handle(version: str, namespace: str) -> Any:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {rec.idempotency_key} was already accepted in request {original}"
             + (" with a different body" if differs else ""),
-            extra={"requestId": result.request_id, "originalRequestId": original, "bodyDiffers": differs},
+            extra={
+                "requestId": result.request_id,
+                "originalRequestId": original,
+                "bodyDiffers": differs,
+            },
         )
     if rec.status == 400:
         raise RequestValidationError(
@@ -233,7 +240,9 @@ def _handle(version: str, namespace: str) -> Any:
     g.outcome.update(status=200)
     data: dict[str, Any] = {"unprocessedRecords": unprocessed}
     if not settings.exact_bodies:
-        for record, violations in zip(unprocessed, (verdict.events[i] for i in sorted(verdict.events))):
+        for record, violations in zip(
+            unprocessed, (verdict.events[i] for i in sorted(verdict.events)), strict=True
+        ):
             record["error"]["details"] = [v.to_dict() for v in violations]
         data["details"] = {
             "requestId": result.request_id,
@@ -253,4 +262,3 @@ def post_v1(namespace: str = "default") -> Any:
 @bp.post("/v2/events")
 def post_v2(namespace: str = "default") -> Any:
     return _handle("v2", namespace)
-

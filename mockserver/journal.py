@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS requests (
     duration_ms REAL
 );
 CREATE INDEX IF NOT EXISTS requests_ns ON requests(namespace, id);
-CREATE INDEX IF NOT EXISTS requests_key ON requests(idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_key ON requests(idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
     request_id INTEGER NOT NULL,
     idx INTEGER NOT NULL,
@@ -163,7 +164,9 @@ class Journal:
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise JournalError(f"cannot create the journal's folder for {path}: {exc}") from None
+                raise JournalError(
+                    f"cannot create the journal's folder for {path}: {exc}"
+                ) from None
         target = f"file:rokt-mock-{uuid.uuid4().hex}?mode=memory" if memory else path
         try:
             self._db = sqlite3.connect(
@@ -183,9 +186,7 @@ class Journal:
                         db.execute(statement)
                 row = db.execute("SELECT value FROM state WHERE key='schema_version'").fetchone()
                 if row is None:
-                    db.execute(
-                        "INSERT INTO state VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                    )
+                    db.execute("INSERT INTO state VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
                 elif row[0] != SCHEMA_VERSION:
                     raise JournalError(
                         f"{path} was written by journal schema {row[0]}, this version uses "
@@ -312,7 +313,7 @@ class Journal:
                     outcome,
                     ev.rule,
                 )
-                for ev, outcome in zip(events, outcomes)
+                for ev, outcome in zip(events, outcomes, strict=True)
             ],
         )
 
@@ -409,7 +410,11 @@ class Journal:
         with self._lock:
             requests = self._db.execute("SELECT max(id), count(*) FROM requests").fetchone()
             events = self._db.execute("SELECT count(*) FROM events").fetchone()[0]
-        return {"requests": int(requests[1]), "events": int(events), "lastRequestId": requests[0] or 0}
+        return {
+            "requests": int(requests[1]),
+            "events": int(events),
+            "lastRequestId": requests[0] or 0,
+        }
 
     def events_of(self, request_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         out: dict[int, list[dict[str, Any]]] = {rid: [] for rid in request_ids}

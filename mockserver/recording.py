@@ -164,7 +164,7 @@ def _patch_request_id(response: Response, request_id: int) -> None:
     data = payload.get("data") if isinstance(payload, dict) else None
     if isinstance(data, dict) and "code" in data:
         data.setdefault("details", {})["requestId"] = request_id
-        response.set_data(json.dumps(payload))
+        response.set_data(json.dumps(payload, separators=(",", ":")))
 
 
 def _before() -> None:

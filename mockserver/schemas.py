@@ -52,7 +52,9 @@ def _format_checker() -> FormatChecker:
     checker makes the verdict the same on every machine, and identical to what the server does.
     """
     checker = FormatChecker()
-    checker.checks("date-time")(lambda value: not isinstance(value, str) or bool(parse_rfc3339(value)))
+    checker.checks("date-time")(
+        lambda value: not isinstance(value, str) or bool(parse_rfc3339(value))
+    )
     return checker
 
 

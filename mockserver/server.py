@@ -81,7 +81,12 @@ class _Server(BaseApplication):  # type: ignore[misc]
     def _when_ready(self, arbiter: Any) -> None:
         port = arbiter.LISTENERS[0].sock.getsockname()[1]
         print(f"rokt-mock listening on {url_for(self.settings.host, port)}", flush=True)
-        log.info("%r; journal %s; %d worker(s)", self.settings, self.settings.journal, self.settings.workers)
+        log.info(
+            "%r; journal %s; %d worker(s)",
+            self.settings,
+            self.settings.journal,
+            self.settings.workers,
+        )
 
     def load(self) -> Any:
         return create_app(self.settings)

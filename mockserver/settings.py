@@ -247,7 +247,7 @@ def _from_toml(path: Path) -> dict[str, Any]:
                 value = _credentials_from_toml(value, name)
             else:
                 expected = str if name == "schema_dir" else type(getattr(Settings(), name))
-                if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+                if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
                     raise ValueError(f"expected {expected.__name__}, got {value!r}")
         except ValueError as exc:
             raise ConfigError(f"config file {path}: {key}: {exc}") from None

@@ -109,7 +109,9 @@ def parse_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise fail("json.utf8", f"body is not valid UTF-8 (bad byte at offset {exc.start})") from None
+        raise fail(
+            "json.utf8", f"body is not valid UTF-8 (bad byte at offset {exc.start})"
+        ) from None
     if not text.strip():
         raise fail("json.syntax", "body is empty")
     if text.startswith("\ufeff"):
@@ -154,7 +156,11 @@ def _classify(err: ValidationError) -> tuple[str, Violation]:
     if kw == "type":
         expected = err.validator_value
         return UNMARSHAL, Violation(
-            where, f"{name}.type", f"must be {expected}, got {_describe(err.instance)}", "body", index
+            where,
+            f"{name}.type",
+            f"must be {expected}, got {_describe(err.instance)}",
+            "body",
+            index,
         )
     if kw == "required":
         match = _REQUIRED_MESSAGE.match(err.message)

@@ -153,7 +153,9 @@ class Client:
     def _post(
         self, path: str, body: Any, raw: bytes | None, headers: dict[str, str | None]
     ) -> requests.Response:
-        data = raw if raw is not None else json.dumps(make_body() if body is None else body).encode()
+        data = (
+            raw if raw is not None else json.dumps(make_body() if body is None else body).encode()
+        )
         return self.http.post(
             f"{self.base}{path}",
             data=data,
