@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -19,6 +20,8 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from .journal import EventRecord, RequestRecord
+
+log = logging.getLogger("rokt_mock")
 
 REQUEST_ID_HEADER = "X-Rokt-Mock-Request-Id"
 _SENSITIVE = ("authorization", "cookie", "secret", "token", "password", "api-key", "apikey")
@@ -150,9 +153,22 @@ def _after(response: Response) -> Response:
             rec.violations = [v.to_dict() for v in error.violations]
         rec.response = outcome.get("response_redacted") or response.get_json(silent=True)
         rec.duration_ms = (time.perf_counter() - g.started) * 1000 if "started" in g else None
-        request_id = services.journal.record(rec, refused_events(g.get("doc")))
+        try:
+            request_id = services.journal.record(rec, refused_events(g.get("doc")))
+        except Exception:  # the journal is the evidence: never answer as if it were written
+            log.exception("could not journal %s %s", request.method, request.path)
+            return _journal_failure()
         _patch_request_id(response, request_id)
     response.headers[REQUEST_ID_HEADER] = str(request_id)
+    return response
+
+
+def _journal_failure() -> Response:
+    response = current_app.response_class(
+        json.dumps({"data": {"code": "InternalServerError", "message": "journal write failed"}}),
+        status=500,
+        mimetype="application/json",
+    )
     return response
 
 

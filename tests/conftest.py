@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,27 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=30, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Every run uses a known hypothesis seed (random unless given), printed at start and end."""
+    if config.getoption("hypothesis_seed", None) is None:
+        chosen = os.environ.get("HYPOTHESIS_SEED") or str(random.randrange(2**32))
+        config.option.hypothesis_seed = chosen
+
+
+def _seed_line(config: pytest.Config) -> str:
+    seed = config.getoption("hypothesis_seed", None)
+    return f"hypothesis seed: {seed} (reproduce with --hypothesis-seed={seed})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _seed_line(config)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    terminalreporter.write_line(_seed_line(config))
 
 
 @pytest.fixture(autouse=True)
