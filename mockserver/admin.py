@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import __version__
 from .clock import iso
-from .errors import AdminError, Violation
+from .errors import AdminError, NotFound, Violation
 from .settings import ROKT_VERSIONS
 from .timefmt import parse_rfc3339
 
@@ -83,6 +83,7 @@ def request_json(row: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
         "violations": json.loads(row["violations"]) if row["violations"] else [],
         "warnings": json.loads(row["warnings"]) if row["warnings"] else [],
         "note": json.loads(row["note"]) if row["note"] else {},
+        "fault": json.loads(row["fault"]) if row["fault"] else None,
         "durationMs": row["duration_ms"],
         "events": events,
     }
@@ -119,6 +120,13 @@ def _request_filters() -> tuple[str, list[Any]]:
     if endpoint:
         clauses.append("endpoint = ?")
         params.append(endpoint)
+    fault = request.args.get("fault")
+    if fault:
+        clauses.append(
+            "fault IS NOT NULL" if fault == "any" else "json_extract(fault, '$.kind') = ?"
+        )
+        if fault != "any":
+            params.append(fault)
     key = request.args.get("idempotencyKey")
     if key:
         clauses.append("idempotency_key = ?")
@@ -154,7 +162,7 @@ def health() -> Any:
 
 @bp.get("/clock")
 def get_clock() -> Any:
-    return jsonify(_services().clock.describe())
+    return jsonify(_services().clock.describe(request.args.get("namespace") or None))
 
 
 @bp.post("/clock")
@@ -180,11 +188,17 @@ def post_clock() -> Any:
             raise AdminError(f"{flag} must be true or false")
     if set_to is not None and not -62135596800 < set_to < 253402300799:
         raise AdminError("now must be between years 1 and 9999")
+    namespace = request.args.get("namespace") or None
+    if namespace is not None and body.get("reset"):
+        _services().clock.forget(namespace)
+        if len(body) == 1:
+            return jsonify(_services().clock.describe(namespace))
     state = _services().clock.update(
         set_to=set_to,
         advance=float(advance),
         frozen=body.get("frozen"),
         reset=bool(body.get("reset", False)),
+        namespace=namespace,
     )
     return jsonify(state)
 
@@ -276,10 +290,22 @@ def summary() -> Any:
         if r["outcome"] == "rejected" and r["rule"]:
             by_rule[r["rule"]] = by_rule.get(r["rule"], 0) + r["n"]
     unique = journal.query(f"SELECT count(*) AS n FROM deliveries WHERE {where}", params)[0]["n"]
+    by_fault: dict[str, int] = {}
+    for r in journal.query(
+        f"SELECT coalesce(json_extract(fault, '$.kind'), 'delay') AS kind, count(*) AS n"
+        f" FROM requests WHERE fault IS NOT NULL AND {where} GROUP BY kind",
+        params,
+    ):
+        by_fault[r["kind"]] = r["n"]
     return jsonify(
         {
             "namespace": namespace,
-            "requests": {"total": total, "byStatus": by_status, "byCode": by_code},
+            "requests": {
+                "total": total,
+                "byStatus": by_status,
+                "byCode": by_code,
+                "byFault": by_fault,
+            },
             "events": {
                 "received": sum(outcomes.values()),
                 "accepted": outcomes["accepted"],
@@ -300,15 +326,96 @@ def clear_journal() -> Any:
     return jsonify({"cleared": True, "namespace": namespace})
 
 
+def _reset_namespace(namespace: str) -> None:
+    services = _services()
+    services.journal.clear(namespace, state=True)
+    services.faults.delete(namespace)
+    services.faults.forget_namespace(namespace)
+    services.clock.forget(namespace)
+
+
 @bp.post("/reset")
 def reset() -> Any:
+    """Back to how the server started: journal, keys, API-added fault rules, counters, clocks.
+
+    Rules loaded from ``--scenario`` files stay (with fresh counters), as at start-up.
+    """
     services = _services()
     given = request.args.get("namespace")
-    namespace = given or ALL
-    services.journal.clear(None if namespace == ALL else namespace, state=True)
-    if not given or given == ALL:
-        services.clock.update(reset=True)
-    return jsonify({"reset": True, "namespace": namespace})
+    if given and given != ALL:
+        _reset_namespace(given)
+        return jsonify({"reset": True, "namespace": given})
+    services.journal.clear(None, state=True)
+    with services.journal.transaction() as db:
+        db.execute("DELETE FROM fault_rules WHERE source NOT LIKE 'scenario:%'")
+        db.execute("DELETE FROM state WHERE key LIKE 'clock:%' OR key LIKE 'revoked:%'")
+    services.clock.update(reset=True)
+    return jsonify({"reset": True, "namespace": ALL})
+
+
+@bp.delete("/namespaces/<name>")
+def delete_namespace(name: str) -> Any:
+    """Forget everything one namespace has: its journal, keys, rules, counters and clock."""
+    if name == ALL:
+        raise AdminError("use POST /__admin/reset to reset every namespace")
+    _reset_namespace(name)
+    return jsonify({"reset": True, "namespace": name})
+
+
+@bp.get("/faults")
+def list_faults() -> Any:
+    services = _services()
+    scope = _namespace()
+    return jsonify({"namespace": scope, "rules": services.faults.list(scope, services.clock.now())})
+
+
+@bp.post("/faults")
+def add_faults() -> Any:
+    """One rule, ``{"rules": [...], "seed": N}``, or ``{"scenario": "NAME"}`` (a bundled one)."""
+    from .faults.scenario import ScenarioError, find, load
+
+    services = _services()
+    scope = _namespace()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise AdminError(
+            'the body must be a JSON object: a rule, {"rules": [...]} or {"scenario": ...}'
+        )
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise AdminError("seed must be an integer")
+    if "scenario" in body:
+        try:
+            data = load(find(str(body["scenario"])), services.schemas.validators["scenario"])
+        except ScenarioError as exc:
+            raise AdminError(str(exc)) from None
+        rules = [
+            {**rule, "id": rule.get("id") or f"{data['name']}-{i + 1}"}
+            for i, rule in enumerate(data["rules"])
+        ]
+        seed = data.get("seed", seed)
+    elif "rules" in body:
+        rules = body["rules"]
+        if not isinstance(rules, list) or not rules:
+            raise AdminError("rules must be a non-empty list of rule objects")
+    else:
+        rules = [body]
+    added = services.faults.add(scope, rules, services.clock.now(), seed=seed)
+    return jsonify({"namespace": scope, "rules": added}), 201
+
+
+@bp.delete("/faults")
+def clear_faults() -> Any:
+    scope = _namespace()
+    return jsonify({"namespace": scope, "deleted": _services().faults.delete(scope)})
+
+
+@bp.delete("/faults/<rule_id>")
+def delete_fault(rule_id: str) -> Any:
+    scope = _namespace()
+    if not _services().faults.delete(scope, rule_id):
+        raise NotFound(f"no fault rule {rule_id!r} in namespace {scope!r}")
+    return jsonify({"namespace": scope, "deleted": 1})
 
 
 @bp.get("/journal/export")

@@ -9,10 +9,11 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from . import admin, auth, events, recording
+from . import admin, auth, events, faults, recording
 from .auth import TokenIssuer
 from .clock import Clock
 from .errors import NotFound, register_error_handlers
+from .faults import FaultEngine
 from .journal import Journal
 from .schemas import SchemaSet, load_schemas
 from .settings import Credential, Settings
@@ -33,11 +34,18 @@ class Services:
     tokens: TokenIssuer
     apps: dict[str, Credential]
     keys: dict[str, Credential]
+    faults: FaultEngine
 
 
-def create_app(settings: Settings | None = None, journal: Journal | None = None) -> Flask:
-    """Build a mock from explicit settings. Raises ``SchemaLoadError`` or ``JournalError``
-    before serving anything if the contract or the journal cannot be loaded."""
+def create_app(
+    settings: Settings | None = None,
+    journal: Journal | None = None,
+    *,
+    install_scenarios: bool = True,
+) -> Flask:
+    """Build a mock from explicit settings. Raises ``SchemaLoadError``, ``JournalError`` or
+    ``ScenarioError`` before serving anything if the contract, the journal or a scenario cannot
+    be loaded. Worker processes pass ``install_scenarios=False``: their parent did it once."""
     settings = settings or Settings()
     schemas = load_schemas(settings.schema_dir)
     journal = journal or Journal(settings.journal)
@@ -53,10 +61,15 @@ def create_app(settings: Settings | None = None, journal: Journal | None = None)
         ),
         journal=journal,
         clock=clock,
-        tokens=TokenIssuer(key, settings.apps, settings.token_ttl),
+        tokens=TokenIssuer(key, settings.apps, settings.token_ttl, journal),
+        faults=FaultEngine(journal, schemas.validators["rule"], settings.seed),
         apps={c.ident: c for c in settings.apps},
         keys={c.ident: c for c in settings.keys},
     )
+    if install_scenarios:
+        faults.install_scenarios(
+            services.faults, settings.scenarios, schemas.validators["scenario"], clock.now()
+        )
 
     app = Flask(__name__, static_folder=None)
     app.config["ROKT_SETTINGS"] = settings
@@ -65,7 +78,9 @@ def create_app(settings: Settings | None = None, journal: Journal | None = None)
     app.extensions["rokt_mock"] = services
 
     register_error_handlers(app)
+    faults.register(app)
     recording.init_app(app)
+    app.wsgi_app = faults.NetworkFaults(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def _check_namespace() -> None:

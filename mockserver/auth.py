@@ -20,8 +20,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from . import faults
 from .clock import iso
 from .errors import OAuthError, Unauthorized
+from .journal import Journal
 from .settings import Credential
 
 bp = Blueprint("auth", __name__)
@@ -46,10 +48,30 @@ class TokenClaims:
 class TokenIssuer:
     """Mints and verifies the mock's access tokens."""
 
-    def __init__(self, key: bytes, apps: tuple[Credential, ...], ttl: int) -> None:
+    def __init__(
+        self, key: bytes, apps: tuple[Credential, ...], ttl: int, journal: Journal
+    ) -> None:
         self._key = key
         self._apps = {app.ident: app for app in apps}
         self.ttl = ttl
+        self._journal = journal
+
+    def revoke(self, token: str, now: float) -> None:
+        """Expire one token now (the ``expireToken`` fault), whatever its ``exp`` says."""
+        claims = self._claims(token)
+        if claims is not None:
+            self._journal.set_state(f"revoked:{claims.get('jti')}", str(now))
+
+    @staticmethod
+    def _claims(token: str) -> dict[str, Any] | None:
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        try:
+            payload = json.loads(_unb64url(parts[1]))
+        except (ValueError, binascii.Error):
+            return None
+        return payload if isinstance(payload, dict) else None
 
     def _sign(self, signing_input: str) -> str:
         return _b64url(hmac.new(self._key, signing_input.encode("ascii"), hashlib.sha256).digest())
@@ -88,6 +110,12 @@ class TokenIssuer:
         app = self._apps.get(sub)
         if app is None:
             raise _bearer_error(f"the token's app {sub!r} is no longer configured")
+        revoked = self._journal.get_state(f"revoked:{payload.get('jti')}")
+        if revoked is not None:
+            raise _bearer_error(
+                f"the access token was expired at {iso(float(revoked))} by a fault",
+                expired=True,
+            )
         if now >= exp:
             raise _bearer_error(
                 f"the access token expired at {iso(exp)} (mock clock: {iso(now)})",
@@ -106,6 +134,19 @@ def _bearer_error(
         headers={"WWW-Authenticate": challenge},
         extra={"tokenExpired": True} if expired else None,
     )
+
+
+def claimed_identity(header: str | None) -> str | None:
+    """Who a request says it is, unverified: rules may match on it before auth is checked."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        claims = TokenIssuer._claims(value.strip())
+        sub = claims.get("sub") if claims else None
+        return sub if isinstance(sub, str) else None
+    pair = parse_basic(header)
+    return pair[0] if pair else None
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -169,12 +210,20 @@ def _oauth(status: int, error: str, description: str, **headers: str) -> OAuthEr
 
 
 @bp.post("/auth/oauth2/token")
-def token() -> Any:
+def token(namespace: str = "default") -> Any:
     """RFC 6749 client-credentials grant, checked in this order: content type, grant_type
     present, client authentication, grant_type value (so each single mistake gets its own
     answer, and a request with several gets the most basic one)."""
     services = current_app.extensions["rokt_mock"]
-    g.outcome.update(endpoint="/auth/oauth2/token", api_version="v1")
+    g.outcome.update(api_version="v1")
+    g.now = now = services.clock.now(namespace)
+    selection = faults.before(
+        faults.Facts(
+            namespace, "token", "v1", claimed_identity(request.headers.get("Authorization")), now
+        ),
+        services,
+        oauth=True,
+    )
     mimetype = (request.mimetype or "").lower()
     if mimetype != "application/x-www-form-urlencoded":
         raise _oauth(
@@ -217,11 +266,11 @@ def token() -> Any:
         raise _oauth(
             400, "unsupported_grant_type", f"grant_type {grant!r} is not client_credentials"
         )
-    now = services.clock.now()
     access_token, _claims = services.tokens.mint(app.ident, now)
     g.outcome.update(status=200, response_redacted={"access_token": "<redacted>"})
     response = jsonify(
         {"access_token": access_token, "expires_in": services.tokens.ttl, "token_type": "Bearer"}
     )
     response.headers["Cache-Control"] = "no-store"
-    return response
+    faults.after_answer(selection)
+    return faults.finish(response)

@@ -35,6 +35,10 @@ def _serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
             func = click.option(
                 spec.flag, dest, multiple=True, metavar="ID:SECRET[:ACCOUNTS]", help=help_text
             )(func)
+        elif spec.name == "scenarios":
+            func = click.option(
+                spec.flag, dest, multiple=True, metavar="FILE|NAME", help=help_text
+            )(func)
         elif spec.parse is int:
             func = click.option(spec.flag, dest, type=int, default=None, help=help_text)(func)
         else:
@@ -62,6 +66,7 @@ def serve(config_file: str | None, **flags: Any) -> None:
     Prints 'rokt-mock listening on http://HOST:PORT' once it accepts connections; SIGTERM or
     Ctrl-C stops it cleanly.
     """
+    from .faults import ScenarioError
     from .journal import JournalError
     from .schemas import SchemaLoadError
     from .server import serve as run
@@ -72,6 +77,9 @@ def serve(config_file: str | None, **flags: Any) -> None:
             if name in ("apps", "keys"):
                 if value:
                     overrides[name] = tuple(c for item in value for c in parse_credentials(item))
+            elif name == "scenarios":
+                if value:
+                    overrides[name] = tuple(value)
             else:
                 overrides[name] = value
         settings = load(config_file, os.environ, overrides)
@@ -79,7 +87,7 @@ def serve(config_file: str | None, **flags: Any) -> None:
         raise click.UsageError(str(exc)) from None
     try:
         run(settings)
-    except (SchemaLoadError, JournalError, ConfigError) as exc:
+    except (SchemaLoadError, JournalError, ConfigError, ScenarioError) as exc:
         click.echo(f"rokt-mock: cannot start: {exc}", err=True)
         sys.exit(2)
     except OSError as exc:

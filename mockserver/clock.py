@@ -3,7 +3,9 @@
 Token expiry, idempotency retention and the event-time window all read this clock, so a test
 can cross a three-hour retention or an 18-month window in one call instead of waiting. The
 state lives in the journal's ``state`` table, so every worker process on one journal file sees
-the same time.
+the same time. A namespace may have a clock of its own (``?namespace=`` on the admin API), so
+a test freezing time in its namespace does not move anyone else's; namespaces without one
+follow the global clock.
 """
 
 from __future__ import annotations
@@ -24,32 +26,56 @@ def iso(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+_REAL: dict[str, Any] = {"offset": 0.0, "frozen_at": None}
+
+
+def _key(namespace: str | None) -> str:
+    return _KEY if namespace is None else f"{_KEY}:{namespace}"
+
+
 class Clock:
     """``now()`` = frozen instant if frozen, else real time plus an offset."""
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
 
-    def _state(self) -> dict[str, Any]:
-        raw = self._journal.get_state(_KEY)
-        return json.loads(raw) if raw else {"offset": 0.0, "frozen_at": None}
+    def _state(self, namespace: str | None) -> tuple[dict[str, Any], bool]:
+        """The state in force for ``namespace`` and whether it is the namespace's own."""
+        keys = [_KEY] if namespace is None else [_KEY, _key(namespace)]
+        marks = ",".join("?" * len(keys))
+        rows = dict(
+            (r["key"], r["value"])
+            for r in self._journal.query(
+                f"SELECT key, value FROM state WHERE key IN ({marks})", keys
+            )
+        )
+        if namespace is not None and _key(namespace) in rows:
+            return json.loads(rows[_key(namespace)]), True
+        return (json.loads(rows[_KEY]) if _KEY in rows else dict(_REAL)), False
 
-    def now(self) -> float:
-        state = self._state()
+    def now(self, namespace: str | None = None) -> float:
+        state, _ = self._state(namespace)
         if state["frozen_at"] is not None:
             return float(state["frozen_at"])
         return time.time() + float(state["offset"])
 
-    def describe(self) -> dict[str, Any]:
-        state = self._state()
-        now = self.now()
-        return {
+    def describe(self, namespace: str | None = None) -> dict[str, Any]:
+        state, own = self._state(namespace)
+        now = self.now(namespace)
+        out = {
             "now": iso(now),
             "epoch": now,
             "frozen": state["frozen_at"] is not None,
             "offsetSeconds": round(now - time.time(), 6),
             "real": state["frozen_at"] is None and state["offset"] == 0,
         }
+        if namespace is not None:
+            out.update(namespace=namespace, own=own)
+        return out
+
+    def forget(self, namespace: str) -> None:
+        """Drop a namespace's own clock: it follows the global one again."""
+        self._journal.set_state(_key(namespace), None)
 
     def update(
         self,
@@ -58,15 +84,20 @@ class Clock:
         advance: float = 0.0,
         frozen: bool | None = None,
         reset: bool = False,
+        namespace: str | None = None,
     ) -> dict[str, Any]:
         """Apply, in this order: reset, set, advance, freeze/unfreeze. Returns the new state.
 
         Setting or advancing a running clock keeps it running from the new instant; freezing
-        holds the current (possibly just set) instant until unfrozen.
+        holds the current (possibly just set) instant until unfrozen. With ``namespace`` the
+        change applies to that namespace's own clock, which starts from the global one.
         """
+        key = _key(namespace)
         with self._journal.transaction() as db:
-            row = db.execute("SELECT value FROM state WHERE key=?", (_KEY,)).fetchone()
-            state = json.loads(row[0]) if row else {"offset": 0.0, "frozen_at": None}
+            row = db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+            if row is None and namespace is not None:
+                row = db.execute("SELECT value FROM state WHERE key=?", (_KEY,)).fetchone()
+            state = json.loads(row[0]) if row else dict(_REAL)
             if reset:
                 state = {"offset": 0.0, "frozen_at": None}
             real = time.time()
@@ -81,5 +112,5 @@ class Clock:
                 "offset": current - real,
                 "frozen_at": current if is_frozen else None,
             }
-            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (_KEY, json.dumps(state)))
-        return self.describe()
+            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, json.dumps(state)))
+        return self.describe(namespace)

@@ -13,8 +13,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from .auth import authenticate_bearer, authenticate_key_pair
+from . import faults
+from .auth import authenticate_bearer, authenticate_key_pair, claimed_identity
 from .errors import (
+    ApiError,
     BodyReadError,
     BodyTooLarge,
     Forbidden,
@@ -23,6 +25,7 @@ from .errors import (
     RequestValidationError,
     Violation,
 )
+from .faults.inject import InjectedStatus
 from .journal import EventRecord
 from .recording import base_record
 from .settings import ROKT_VERSIONS
@@ -149,12 +152,23 @@ def _body() -> Any:
     return parse_json(g.body)
 
 
+def _parsed_for_matching() -> Any:
+    return None if g.body_too_large or g.body_read_error else parse_json(g.body)
+
+
 def _handle(version: str, namespace: str) -> Any:
     services = current_app.extensions["rokt_mock"]
     settings = services.settings
-    g.now = now = services.clock.now()
+    g.now = now = services.clock.now(namespace)
     g.outcome["api_version"] = version
     auth_header = request.headers.get("Authorization")
+    # 0. faults that replace processing (outage, rate limit, resets, ...)
+    selection = faults.before(
+        faults.Facts(
+            namespace, "events", version, claimed_identity(auth_header), now, _parsed_for_matching
+        ),
+        services,
+    )
     # 1. auth
     if version == "v1":
         cred = authenticate_bearer(services.tokens, auth_header, now)
@@ -188,6 +202,8 @@ def _handle(version: str, namespace: str) -> Any:
         )
     # 6-8 in one transaction
     events = doc["events"]
+    if selection.outcome == "partialReject" and selection.fault is not None:
+        _partial_reject(selection, events, verdict.events)
     records = [
         EventRecord(
             i,
@@ -217,9 +233,36 @@ def _handle(version: str, namespace: str) -> Any:
     ]
     reject = settings.invalid_events == "reject"
     rec.response = {"data": {"unprocessedRecords": unprocessed}}
+    exact = settings.exact_bodies
     rec.duration_ms = (time.perf_counter() - g.started) * 1000
+    answer = None
+    accept_then = selection.fault.get("acceptThen") if selection.fault is not None else None
+    if accept_then is not None:
+        answer = (
+            (accept_then, InjectedStatus.code_for(accept_then))
+            if isinstance(accept_then, int)
+            else (0, faults.NETWORK_CODES[accept_then])
+        )
+    elif selection.outcome in ("truncate", "malformed"):
+        answer = (200, "TruncatedBody" if selection.outcome == "truncate" else "MalformedBody")
+    rec.fault = g.get("fault_note")
+
+    def refusal(status: int, code: str) -> dict[str, Any]:
+        """The journaled body of a batch refused inside the transaction (409, or 400 reject)."""
+        error: ApiError = (
+            IdempotencyKeyReused()
+            if status == 409
+            else RequestValidationError(violations=verdict.event_violations)
+        )
+        return {"data": {"code": code, "message": error.body(exact)["data"]["message"]}}
+
     result = services.journal.commit_batch(
-        rec, records, retention=settings.idempotency_retention, reject_invalid=reject
+        rec,
+        records,
+        retention=settings.idempotency_retention,
+        reject_invalid=reject,
+        answer=answer,
+        refusal=refusal,
     )
     g.journaled = result.request_id
     if result.reused is not None:
@@ -233,10 +276,14 @@ def _handle(version: str, namespace: str) -> Any:
                 "bodyDiffers": differs,
             },
         )
-    if rec.status == 400:
+    if rec.status == 400 and rec.code == "RequestValidationError":
         raise RequestValidationError(
             violations=verdict.event_violations, extra={"requestId": result.request_id}
         )
+    if accept_then is not None:
+        if isinstance(accept_then, int):
+            raise InjectedStatus(accept_then, {}, g.fault_note)
+        faults.mark_network(accept_then)
     g.outcome.update(status=200)
     data: dict[str, Any] = {"unprocessedRecords": unprocessed}
     if not settings.exact_bodies:
@@ -251,7 +298,36 @@ def _handle(version: str, namespace: str) -> Any:
             "rejected": result.outcomes.count("rejected"),
             "warnings": g.outcome["warnings"],
         }
-    return jsonify({"data": data})
+    faults.after_answer(selection)
+    return faults.finish(jsonify({"data": data}))
+
+
+def _partial_reject(
+    selection: faults.Selection, events: list[Any], rejected: dict[int, list[Violation]]
+) -> None:
+    """Mark the events a ``partialReject`` fault chooses as unprocessed (ValidationError)."""
+    params = selection.fault.spec["partialReject"] if selection.fault else {}
+    chosen: list[int] = []
+    if "indexes" in params:
+        chosen = [i for i in params["indexes"] if i < len(events)]
+    elif "every" in params:
+        chosen = [i for i in range(len(events)) if (i + 1) % params["every"] == 0]
+    else:
+        chosen = [
+            i for i in range(len(events)) if selection.u(f"partial-{i}") < params["probability"]
+        ]
+    for i in chosen:
+        rejected.setdefault(i, []).append(
+            Violation(
+                f"/events/{i}",
+                "fault.partial_reject",
+                "not processed: rejected by an injected partialReject fault",
+                "body",
+                i,
+            )
+        )
+    if g.get("fault_note") is not None:
+        g.fault_note["rejectedIndexes"] = chosen
 
 
 @bp.post("/v1/events")

@@ -17,12 +17,12 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS requests (
     violations TEXT,
     warnings TEXT,
     note TEXT,
+    fault TEXT,
     duration_ms REAL
 );
 CREATE INDEX IF NOT EXISTS requests_ns ON requests(namespace, id);
@@ -77,6 +78,33 @@ CREATE TABLE IF NOT EXISTS deliveries (
     first_at REAL NOT NULL,
     last_at REAL NOT NULL,
     PRIMARY KEY (namespace, account_id, client_event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fault_rules (
+    scope TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (scope, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fault_state (
+    scope TEXT NOT NULL,
+    id TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    matched INTEGER NOT NULL,
+    fired INTEGER NOT NULL,
+    PRIMARY KEY (scope, id, namespace)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    scope TEXT NOT NULL,
+    id TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    level REAL NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (scope, id, namespace, credential)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idempotency (
     namespace TEXT NOT NULL,
@@ -123,6 +151,7 @@ class RequestRecord:
     violations: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     note: dict[str, Any] = field(default_factory=dict)
+    fault: dict[str, Any] | None = None
     duration_ms: float | None = None
 
 
@@ -263,8 +292,8 @@ class Journal:
         cur = db.execute(
             "INSERT INTO requests (at, wall, namespace, method, path, endpoint, api_version,"
             " credential, account_id, status, code, idempotency_key, body_sha256, body_size,"
-            " event_count, headers, body, response, violations, warnings, note, duration_ms)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " event_count, headers, body, response, violations, warnings, note, fault,"
+            " duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.at,
                 rec.wall,
@@ -287,6 +316,7 @@ class Journal:
                 _dumps(rec.violations),
                 _dumps(rec.warnings),
                 _dumps(rec.note),
+                _dumps(rec.fault),
                 rec.duration_ms,
             ),
         )
@@ -332,13 +362,17 @@ class Journal:
         *,
         retention: float,
         reject_invalid: bool,
+        answer: tuple[int, str] | None = None,
+        refusal: Callable[[int, str], Any] | None = None,
     ) -> BatchResult:
         """Stages 6 to 8 of POST events, atomically: idempotency, per-event outcomes, commit.
 
         The key check and the insert share one transaction, so two requests racing with the
         same key (on threads or on worker processes) see exactly one acceptance. A key is
         remembered only when the request is accepted (200), so a refused request never burns
-        it. ``rec.status`` and ``rec.code`` are filled in here.
+        it. ``rec.status`` and ``rec.code`` are filled in here; ``answer`` overrides them for an
+        accept-then-fail fault, which commits exactly like a 200 but answers something else.
+        ``refusal(status, code)`` gives the body journaled when the batch is refused instead.
         """
         with self.transaction() as db:
             key = rec.idempotency_key
@@ -351,6 +385,7 @@ class Journal:
                 if row is not None and rec.at - row[2] < retention:
                     differs = row[1] != rec.body_sha256
                     rec.status, rec.code = 409, "IdempotencyKeyReused"
+                    rec.response = refusal(409, rec.code) if refusal else None
                     rec.note["idempotency"] = {"originalRequestId": row[0], "bodyDiffers": differs}
                     request_id = self._insert_request(db, rec)
                     self._insert_events(db, request_id, rec, events, ["refused"] * len(events))
@@ -358,11 +393,14 @@ class Journal:
             invalid = any(ev.rule for ev in events)
             if reject_invalid and invalid:
                 rec.status, rec.code = 400, "RequestValidationError"
+                rec.response = refusal(400, rec.code) if refusal else None
                 outcomes = ["rejected" if ev.rule else "refused" for ev in events]
                 request_id = self._insert_request(db, rec)
                 self._insert_events(db, request_id, rec, events, outcomes)
                 return BatchResult(request_id, outcomes=outcomes)
-            rec.status, rec.code = 200, None
+            rec.status, rec.code = answer or (200, None)
+            if rec.fault is not None:
+                rec.fault["committed"] = True
             request_id = self._insert_request(db, rec)
             outcomes = []
             for ev in events:
@@ -396,7 +434,9 @@ class Journal:
 
     def clear(self, namespace: str | None = None, *, state: bool = False) -> None:
         """Forget requests and deliveries (and, with ``state``, idempotency keys too)."""
-        tables = ["requests", "events", "deliveries"] + (["idempotency"] if state else [])
+        tables = ["requests", "events", "deliveries"]
+        if state:
+            tables += ["idempotency", "fault_state", "rate_buckets"]
         with self.transaction() as db:
             for table in tables:
                 if namespace is None:

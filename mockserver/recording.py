@@ -99,7 +99,7 @@ def base_record() -> RequestRecord:
     if body is not None and request.mimetype == "application/x-www-form-urlencoded":
         body = redact_form(body)
     return RequestRecord(
-        at=g.get("now") or services.clock.now(),
+        at=g.get("now") or services.clock.now(namespace),
         wall=time.time(),
         namespace=namespace,
         method=request.method,
@@ -141,8 +141,11 @@ def _after(response: Response) -> Response:
         services = current_app.extensions["rokt_mock"]
         outcome = g.get("outcome", {})
         rec = base_record()
-        rec.status = response.status_code
+        rec.status = outcome.get("status", response.status_code)
+        if g.get("network_fault") in ("reset", "stall", "empty"):
+            rec.status = 0
         rec.code = outcome.get("code")
+        rec.fault = g.get("fault_note")
         rec.api_version = outcome.get("api_version")
         rec.credential = outcome.get("credential")
         rec.account_id = outcome.get("account_id")

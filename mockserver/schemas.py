@@ -26,6 +26,7 @@ REQUIRED = {
     "token": "token.schema.json",
     "error": "error.schema.json",
     "success": "success.schema.json",
+    "scenario": "scenario.schema.json",
     "openapi": "openapi.json",
 }
 
@@ -100,6 +101,10 @@ def load_schemas(directory: str | Path | None = None) -> SchemaSet:
                 f"{root / REQUIRED[name]}: invalid JSON Schema at {where}: {exc.message}"
             ) from None
         validators[name] = Draft202012Validator(doc, registry=registry, format_checker=checker)
+    scenario_id = documents["scenario"].get("$id", REQUIRED["scenario"])
+    validators["rule"] = Draft202012Validator(
+        {"$ref": f"{scenario_id}#/$defs/rule"}, registry=registry, format_checker=checker
+    )
     openapi = documents["openapi"]
     if not str(openapi.get("openapi", "")).startswith("3.1"):
         raise SchemaLoadError(f"{root / REQUIRED['openapi']}: must be an OpenAPI 3.1 document")

@@ -20,6 +20,10 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from .app import create_app
+from .clock import Clock
+from .faults import FaultEngine, install_scenarios
+from .faults.scenario import find as find_scenario
+from .faults.scenario import load as load_scenario
 from .journal import Journal
 from .schemas import load_schemas
 from .settings import ConfigError, Settings
@@ -36,9 +40,19 @@ def preflight(settings: Settings) -> None:
     """Fail fast, in the parent, on anything that would make every worker fail."""
     if settings.journal == ":memory:" and settings.workers > 1:
         raise ConfigError("--journal :memory: cannot be shared by several --workers; use a file")
-    load_schemas(settings.schema_dir)
+    schemas = load_schemas(settings.schema_dir)
     if settings.journal != ":memory:":
-        Journal(settings.journal).close()
+        journal = Journal(settings.journal)
+        try:
+            engine = FaultEngine(journal, schemas.validators["rule"], settings.seed)
+            install_scenarios(
+                engine, settings.scenarios, schemas.validators["scenario"], Clock(journal).now()
+            )
+        finally:
+            journal.close()
+    else:  # the worker's own in-memory journal gets them; check them here all the same
+        for name in settings.scenarios:
+            load_scenario(find_scenario(name), schemas.validators["scenario"])
 
 
 class _Arbiter(Arbiter):  # type: ignore[misc]
@@ -89,7 +103,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
         )
 
     def load(self) -> Any:
-        return create_app(self.settings)
+        return create_app(self.settings, install_scenarios=self.settings.journal == ":memory:")
 
     def run(self) -> None:
         _Arbiter(self).run()

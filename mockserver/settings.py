@@ -68,6 +68,10 @@ class Settings:
     log_level: str = "info"
     workers: int = 1
     threads: int = 16
+    #: Scenario files (or names of the bundled ones) whose rules apply from the start.
+    scenarios: tuple[str, ...] = ()
+    #: Seed of fault probabilities and latency draws for rules that do not set their own.
+    seed: int = 0
     #: A folder holding the contract instead of the bundled schemas/ (for schema development).
     schema_dir: str | None = None
     #: Not user-facing: where the file was found, for the start-up line.
@@ -108,6 +112,10 @@ def _bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"expected true/false, got {text!r}")
+
+
+def _paths(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def parse_credentials(text: str) -> tuple[Credential, ...]:
@@ -218,6 +226,15 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     FieldSpec("threads", "ROKT_MOCK_THREADS", "--threads", int, "Threads per worker process."),
     FieldSpec(
+        "scenarios",
+        "ROKT_MOCK_SCENARIO",
+        "--scenario",
+        _paths,
+        "Fault scenario file (YAML/TOML) or bundled scenario name (repeatable; ',' in the "
+        "variable).",
+    ),
+    FieldSpec("seed", "ROKT_MOCK_SEED", "--seed", int, "Seed of fault probabilities and latency."),
+    FieldSpec(
         "schema_dir",
         "ROKT_MOCK_SCHEMA_DIR",
         "--schema-dir",
@@ -245,6 +262,10 @@ def _from_toml(path: Path) -> dict[str, Any]:
         try:
             if name in ("apps", "keys"):
                 value = _credentials_from_toml(value, name)
+            elif name == "scenarios":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError("expected a list of file names")
+                value = tuple(value)
             else:
                 expected = str if name == "schema_dir" else type(getattr(Settings(), name))
                 if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
