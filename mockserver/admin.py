@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -24,6 +26,7 @@ from .timefmt import parse_rfc3339
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
 ALL = "*"
+_FIRST_SECOND, _LAST_SECOND = -62135596800 + 86400, 253402300799 - 86400
 
 
 def _services() -> Any:
@@ -49,8 +52,18 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
     return value
 
 
-def _namespace() -> str:
-    return request.args.get("namespace") or "default"
+_NAMESPACE = re.compile(r"\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _namespace(default: str = "default") -> str:
+    value = request.args.get("namespace") or default
+    if not _NAMESPACE.fullmatch(value):
+        raise _bad(
+            "namespace",
+            f"{value!r} is not a namespace: 1-64 of A-Z a-z 0-9 . _ - starting with a letter or "
+            "digit, or * for all",
+        )
+    return value
 
 
 def _ns_clause(namespace: str, column: str = "namespace") -> tuple[list[str], list[Any]]:
@@ -107,15 +120,18 @@ def _request_filters() -> tuple[str, list[Any]]:
         params.append(at)
     status = request.args.get("status")
     if status:
-        if len(status) == 3 and status[0] in "12345" and status[1:].lower() == "xx":
+        if re.fullmatch(r"[1-5][xX]{2}", status):
             lo = int(status[0]) * 100
             clauses.append("status BETWEEN ? AND ?")
             params += [lo, lo + 99]
-        elif status.isdigit():
+        elif re.fullmatch(r"0|[1-5][0-9]{2}", status):
             clauses.append("status = ?")
             params.append(int(status))
         else:
-            raise _bad("status", f"must be a status like 409 or a class like 4xx, got {status!r}")
+            raise _bad(
+                "status",
+                f"must be a status like 409, a class like 4xx, or 0 (no answer), got {status!r}",
+            )
     endpoint = request.args.get("endpoint")
     if endpoint:
         clauses.append("endpoint = ?")
@@ -162,7 +178,13 @@ def health() -> Any:
 
 @bp.get("/clock")
 def get_clock() -> Any:
-    return jsonify(_services().clock.describe(request.args.get("namespace") or None))
+    return jsonify(_services().clock.describe(_clock_namespace()))
+
+
+def _clock_namespace() -> str | None:
+    """Clocks: no namespace (or ``*``) means the global clock."""
+    name = _namespace(ALL)
+    return None if name == ALL else name
 
 
 @bp.post("/clock")
@@ -181,14 +203,15 @@ def post_clock() -> Any:
     advance = body.get("advance", 0)
     if isinstance(advance, bool) or not isinstance(advance, (int, float)):
         raise AdminError("advance must be a number of seconds")
-    if abs(advance) > 100 * 365 * 86400:
-        raise AdminError("advance must be within a century")
+    if not math.isfinite(advance) or abs(advance) > 100 * 365 * 86400:
+        raise AdminError("advance must be a finite number of seconds within a century")
     for flag in ("frozen", "reset"):
         if flag in body and not isinstance(body[flag], bool):
             raise AdminError(f"{flag} must be true or false")
-    if set_to is not None and not -62135596800 < set_to < 253402300799:
-        raise AdminError("now must be between years 1 and 9999")
-    namespace = request.args.get("namespace") or None
+    start = set_to if set_to is not None else _services().clock.now(_clock_namespace())
+    if not _FIRST_SECOND < start + advance < _LAST_SECOND:
+        raise AdminError("the clock must stay between the years 1 and 9999")
+    namespace = _clock_namespace()
     if namespace is not None and body.get("reset"):
         _services().clock.forget(namespace)
         if len(body) == 1:
@@ -321,7 +344,7 @@ def summary() -> Any:
 
 @bp.delete("/journal")
 def clear_journal() -> Any:
-    namespace = request.args.get("namespace") or ALL
+    namespace = _namespace(ALL)
     _services().journal.clear(None if namespace == ALL else namespace)
     return jsonify({"cleared": True, "namespace": namespace})
 
@@ -341,8 +364,8 @@ def reset() -> Any:
     Rules loaded from ``--scenario`` files stay (with fresh counters), as at start-up.
     """
     services = _services()
-    given = request.args.get("namespace")
-    if given and given != ALL:
+    given = _namespace(ALL)
+    if given != ALL:
         _reset_namespace(given)
         return jsonify({"reset": True, "namespace": given})
     services.journal.clear(None, state=True)

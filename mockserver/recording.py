@@ -19,7 +19,9 @@ from urllib.parse import parse_qsl, urlencode
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from .errors import ApiError
 from .journal import EventRecord, RequestRecord
+from .validation import parse_json
 
 log = logging.getLogger("rokt_mock")
 
@@ -156,8 +158,14 @@ def _after(response: Response) -> Response:
             rec.violations = [v.to_dict() for v in error.violations]
         rec.response = outcome.get("response_redacted") or response.get_json(silent=True)
         rec.duration_ms = (time.perf_counter() - g.started) * 1000 if "started" in g else None
+        doc = g.get("doc")
+        if doc is None and rec.endpoint.endswith("/events") and g.get("body"):
+            try:  # a request refused before its body was parsed still names its events
+                doc = parse_json(g.body)
+            except ApiError:
+                doc = None
         try:
-            request_id = services.journal.record(rec, refused_events(g.get("doc")))
+            request_id = services.journal.record(rec, refused_events(doc))
         except Exception:  # the journal is the evidence: never answer as if it were written
             log.exception("could not journal %s %s", request.method, request.path)
             return _journal_failure()

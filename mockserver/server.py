@@ -11,11 +11,13 @@ broken schema or journal stops the start with a clear message instead of a worke
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
@@ -34,6 +36,33 @@ log = logging.getLogger("rokt_mock")
 def url_for(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
+
+
+_HTTP_LAYER_CODES = {
+    400: "MalformedRequest",
+    403: "Forbidden",
+    414: "URITooLong",
+    417: "ExpectationFailed",
+    431: "RequestHeaderFieldsTooLarge",
+    500: "InternalServerError",
+    501: "NotImplemented",
+}
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it cannot parse, in our envelope instead of HTML.
+
+    Such a request never reaches the app (a bad request line, a header gunicorn refuses), so
+    it is not journaled; a sender still gets a JSON body its error handling can read.
+    """
+    body = json.dumps(
+        {"data": {"code": _HTTP_LAYER_CODES.get(status_int, "MalformedRequest"), "message": mesg}}
+    )
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, (head + body).encode("latin-1", "replace"))
 
 
 def preflight(settings: Settings) -> None:
@@ -68,6 +97,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def load_config(self) -> None:
+        # The one patch of a library: gunicorn has no hook for the body of its own 400s.
+        gunicorn_util.write_error = _write_json_error
         s = self.settings
         debug = s.log_level.lower() == "debug"
         options: dict[str, Any] = {

@@ -12,6 +12,7 @@ to rejections. No Flask here: the ``validate`` CLI and the contract kit use it o
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from .schemas import SchemaSet
 from .timefmt import is_utc, parse_rfc3339
 
 UNMARSHAL, REQUEST, EVENT = "unmarshal", "request", "event"
+MAX_EVENTS = 100
 _STAGE_RANK = {UNMARSHAL: 0, REQUEST: 1, EVENT: 2}
 
 EVENT_FIELDS = frozenset({"clientEventId", "eventType", "eventTime", "metaData", "objectData"})
@@ -79,6 +81,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def _has_lone_surrogate(doc: Any) -> bool:
     stack = [doc]
     while stack:
@@ -117,7 +126,7 @@ def parse_json(raw: bytes) -> Any:
     if text.startswith("\ufeff"):
         raise fail("json.syntax", "body starts with a byte-order mark")
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise fail(
             "json.syntax", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -223,6 +232,18 @@ class Contract:
     def check(self, doc: Any, now: float, *, strict: bool = False) -> Verdict:
         """Judge a parsed body at ``now`` (epoch seconds on the mock's clock)."""
         verdict = Verdict()
+        events = doc.get("events") if isinstance(doc, dict) else None
+        if isinstance(events, list) and len(events) > 10 * MAX_EVENTS:
+            # Far over the limit: say so without judging every item (100,000 events would
+            # otherwise take seconds to check). Item type errors go unreported here.
+            verdict.request.append(
+                Violation(
+                    "/events",
+                    "events.max_items",
+                    f"holds {len(events)} items, at most {MAX_EVENTS} allowed",
+                )
+            )
+            return verdict
         best: dict[str, tuple[int, list[Violation]]] = {}
         for err in self._validator.iter_errors(doc):
             stage, violation = _classify(err)
