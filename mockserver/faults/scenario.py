@@ -117,7 +117,13 @@ def load(path: Path, validator: Draft202012Validator) -> dict[str, Any]:
         raise ScenarioError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
     problems: list[tuple[list[str], str]] = []
     for err in validator.iter_errors(data):
-        problems.append(([str(p) for p in err.absolute_path], err.message))
+        parts = [str(p) for p in err.absolute_path]
+        unexpected = re.findall(r"'([^']+)' was unexpected", err.message)
+        if err.validator == "additionalProperties" and len(unexpected) == 1:
+            parts.append(unexpected[0])  # point at the stray key's own line
+            problems.append((parts, "unknown field (not allowed here)"))
+            continue
+        problems.append((parts, err.message))
     if not problems and isinstance(data, dict):
         for i, rule in enumerate(data.get("rules", [])):
             for v in check_rule(rule, f"/rules/{i}"):
