@@ -255,5 +255,198 @@ def journal_summary(url: str, namespace: str, as_json: bool) -> None:
         click.echo(f"  rejected {rule}: {count}")
 
 
+# -- the contract kit ---------------------------------------------------------------------------
+
+
+@cli.group()
+def contract() -> None:
+    """Judge YOUR sender against the mock: property-based runs, replay, verify, doctor."""
+
+
+_sender_option = click.option(
+    "--sender", "sender", required=True, metavar="CMD", help="Shell command that runs your sender."
+)
+_api_option = click.option(
+    "--api", type=click.Choice(["v1", "v2"]), default="v1", show_default=True, help="API version."
+)
+_mock_url_option = click.option(
+    "--mock-url",
+    envvar="ROKT_MOCK_URL",
+    default=None,
+    help="Use this running mock instead of starting one. [env: ROKT_MOCK_URL]",
+)
+
+
+def _kit_mock(mock_url: str | None) -> tuple[Any, Any]:
+    """(Mock, server-or-None): an existing mock, or a fresh one the kit starts and stops."""
+    from contract_tests.mock import MockServer
+    from contract_tests.runner import Mock
+
+    if mock_url:
+        return Mock(mock_url), None
+    server = MockServer(journal=":memory:")
+    return Mock(server.url), server
+
+
+def _kit_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """KitError and mock start failures are wiring problems: exit 2 with the message."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from contract_tests.mock import MockStartError
+        from contract_tests.runner import KitError
+
+        try:
+            return func(*args, **kwargs)
+        except (KitError, MockStartError) as exc:
+            click.echo(f"rokt-mock contract: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@contract.command("run")
+@_sender_option
+@_api_option
+@click.option(
+    "--profile",
+    type=click.Choice(["dev", "ci", "nightly"]),
+    default=None,
+    help="dev (default), ci (default when CI is set: fixed seed), nightly.",
+)
+@click.option("--seed", "seed_value", type=int, default=None, help="Seed of case generation.")
+@click.option("--max-examples", type=int, default=None, help="Cases to generate (profile default).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Cases in parallel.")
+@click.option("--junit-xml", type=click.Path(dir_okay=False), default=None, help="JUnit report.")
+@_mock_url_option
+@_kit_errors
+def contract_run(
+    sender: str,
+    api: str,
+    profile: str | None,
+    seed_value: int | None,
+    max_examples: int | None,
+    workers: int,
+    junit_xml: str | None,
+    mock_url: str | None,
+) -> None:
+    """Generate cases (events + fault schedules), run SENDER on each, judge every property.
+
+    Exit 0: every MUST property held; 1: a property failed (a minimal case, its timeline and a
+    replay command are printed); 2: usage or wiring error.
+    """
+    from contract_tests import kit, profiles
+
+    mock, server = _kit_mock(mock_url)
+    try:
+        report = kit.run_contract(
+            sender,
+            mock,
+            api=api,
+            profile_name=profile or profiles.default_profile(),
+            seed_value=seed_value,
+            max_examples=max_examples,
+            workers=max(1, workers),
+            out=sys.stdout,
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    if junit_xml:
+        kit.write_junit(report, Path(junit_xml))
+    if report.cases == 0:
+        click.echo("rokt-mock contract: no case could be run", err=True)
+        sys.exit(2)
+    sys.exit(1 if report.failure is not None else 0)
+
+
+@contract.command("replay")
+@click.argument("case_ref", metavar="CASE")
+@_sender_option
+@_mock_url_option
+@_kit_errors
+def contract_replay(case_ref: str, sender: str, mock_url: str | None) -> None:
+    """Re-run exactly one recorded case (a failure file or its id), without hypothesis."""
+    from contract_tests import kit
+
+    data = kit.load_failure(case_ref)
+    mock, server = _kit_mock(mock_url)
+    try:
+        result = kit.replay(data, sender, mock, sys.stdout)
+    finally:
+        if server is not None:
+            server.stop()
+    sys.exit(1 if result.judgement.failed else 0)
+
+
+@contract.command("verify")
+@click.option("--namespace", required=True, help="Namespace your own tests sent to.")
+@click.option(
+    "--intended",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="JSON Lines: the events your sender was meant to deliver.",
+)
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Optional JSON Lines outcome report of the sender.",
+)
+@click.option(
+    "--exit-code",
+    type=int,
+    default=0,
+    show_default=True,
+    help="How your sender exited (0 = it believes everything was delivered).",
+)
+@_api_option
+@click.option(
+    "--mock-url",
+    envvar="ROKT_MOCK_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The running mock. [env: ROKT_MOCK_URL]",
+)
+@_kit_errors
+def contract_verify(
+    namespace: str, intended: str, results: str | None, exit_code: int, api: str, mock_url: str
+) -> None:
+    """Observer mode: judge what already arrived in NAMESPACE against the intended events."""
+    from contract_tests import kit
+    from contract_tests.runner import Mock, _read_results
+
+    def lines(path: str) -> list[dict[str, Any]]:
+        try:
+            return [json.loads(x) for x in Path(path).read_text("utf-8").splitlines() if x.strip()]
+        except ValueError as exc:
+            raise click.UsageError(f"{path}: not JSON Lines: {exc}") from None
+
+    parsed = _read_results(Path(results))[0] if results else None
+    judgement = kit.verify(
+        Mock(mock_url), namespace, lines(intended), api, sys.stdout, parsed, exit_code
+    )
+    sys.exit(0 if judgement.ok else 1)
+
+
+@contract.command("doctor")
+@_sender_option
+@_api_option
+@_mock_url_option
+@_kit_errors
+def contract_doctor(sender: str, api: str, mock_url: str | None) -> None:
+    """Run one clean case and say exactly what is missing in the sender's wiring."""
+    from contract_tests import kit
+
+    mock, server = _kit_mock(mock_url)
+    try:
+        ok = kit.doctor(sender, mock, api, sys.stdout)
+    finally:
+        if server is not None:
+            server.stop()
+    sys.exit(0 if ok else 2)
+
+
 def main() -> None:
     cli(prog_name="rokt-mock")
