@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +199,9 @@ def run_contract(
         strategy = cases(api, max_events=profile.max_events, max_faults=profile.max_faults)  # type: ignore[arg-type]
         test = settings(seed(stream_seed)(given(case=strategy)(one)))
         try:
-            test()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Generating overly large repr")
+                test()
         except ContractViolation:
             pass  # recorded in report.failure by one()
         except (Unsatisfiable, FailedHealthCheck):
