@@ -152,6 +152,8 @@ def _after(response: Response) -> Response:
         rec.credential = outcome.get("credential")
         rec.account_id = outcome.get("account_id")
         rec.idempotency_key = outcome.get("idempotency_key")
+        if rec.idempotency_key is None and rec.endpoint == "/v1/events":
+            rec.idempotency_key = request.headers.get("Idempotency-Key")
         rec.warnings = outcome.get("warnings", [])
         error = g.get("error")
         if error is not None and getattr(error, "violations", None):
@@ -164,8 +166,17 @@ def _after(response: Response) -> Response:
                 doc = parse_json(g.body)
             except ApiError:
                 doc = None
+        refused = refused_events(doc)
+        if refused and rec.event_count is None:
+            rec.event_count = len(doc["events"])
+        if (
+            rec.account_id is None
+            and isinstance(doc, dict)
+            and isinstance(doc.get("accountId"), str)
+        ):
+            rec.account_id = doc["accountId"]
         try:
-            request_id = services.journal.record(rec, refused_events(doc))
+            request_id = services.journal.record(rec, refused)
         except Exception:  # the journal is the evidence: never answer as if it were written
             log.exception("could not journal %s %s", request.method, request.path)
             return _journal_failure()
