@@ -20,12 +20,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from . import __version__
 from .clock import iso
 from .errors import AdminError, NotFound, Violation
+from .faults import install_scenarios
+from .faults.model import OUTCOMES
 from .settings import ROKT_VERSIONS
 from .timefmt import parse_rfc3339
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
 ALL = "*"
+_FAULT_FILTERS = frozenset({"any", "delay", *OUTCOMES})
 _FIRST_SECOND, _LAST_SECOND = -62135596800 + 86400, 253402300799 - 86400
 
 
@@ -137,6 +140,8 @@ def _request_filters() -> tuple[str, list[Any]]:
         clauses.append("endpoint = ?")
         params.append(endpoint)
     fault = request.args.get("fault")
+    if fault and fault not in _FAULT_FILTERS:
+        raise _bad("fault", f"must be one of {', '.join(sorted(_FAULT_FILTERS))}, got {fault!r}")
     if fault:
         clauses.append(
             "fault IS NOT NULL" if fault == "any" else "json_extract(fault, '$.kind') = ?"
@@ -373,6 +378,13 @@ def reset() -> Any:
         db.execute("DELETE FROM fault_rules WHERE source NOT LIKE 'scenario:%'")
         db.execute("DELETE FROM state WHERE key LIKE 'clock:%' OR key LIKE 'revoked:%'")
     services.clock.update(reset=True)
+    # Scenario rules start over as at start-up: fresh counters, windows anchored to now.
+    install_scenarios(
+        services.faults,
+        services.settings.scenarios,
+        services.schemas.validators["scenario"],
+        services.clock.now(),
+    )
     return jsonify({"reset": True, "namespace": ALL})
 
 
@@ -381,6 +393,8 @@ def delete_namespace(name: str) -> Any:
     """Forget everything one namespace has: its journal, keys, rules, counters and clock."""
     if name == ALL:
         raise AdminError("use POST /__admin/reset to reset every namespace")
+    if not _NAMESPACE.fullmatch(name):
+        raise _bad("namespace", f"{name!r} is not a namespace name")
     _reset_namespace(name)
     return jsonify({"reset": True, "namespace": name})
 
@@ -389,7 +403,12 @@ def delete_namespace(name: str) -> Any:
 def list_faults() -> Any:
     services = _services()
     scope = _namespace()
-    return jsonify({"namespace": scope, "rules": services.faults.list(scope, services.clock.now())})
+    return jsonify({"namespace": scope, "rules": services.faults.list(scope, _scope_now(scope))})
+
+
+def _scope_now(scope: str) -> float:
+    """The clock a rule of ``scope`` lives on: the namespace's own, or the global one."""
+    return _services().clock.now(None if scope == ALL else scope)
 
 
 @bp.post("/faults")
@@ -423,7 +442,13 @@ def add_faults() -> Any:
             raise AdminError("rules must be a non-empty list of rule objects")
     else:
         rules = [body]
-    added = services.faults.add(scope, rules, services.clock.now(), seed=seed)
+    added = services.faults.add(
+        scope,
+        rules,
+        _scope_now(scope),
+        seed=seed,
+        single="rules" not in body and "scenario" not in body,
+    )
     return jsonify({"namespace": scope, "rules": added}), 201
 
 

@@ -273,4 +273,4 @@ def token(namespace: str = "default") -> Any:
     )
     response.headers["Cache-Control"] = "no-store"
     faults.after_answer(selection)
-    return faults.finish(response)
+    return faults.finish(response, oauth=True)

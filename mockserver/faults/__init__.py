@@ -94,9 +94,13 @@ def before(facts: Facts, services: Any, oauth: bool = False) -> Selection:
                 or spec.get("rateLimit", {}).get("retryAfterFormat")
                 or "seconds"
             )
-            headers["Retry-After"] = retry_after_header(selection.retry_after, fmt, facts.now)
+            headers["Retry-After"] = retry_after_header(selection.retry_after, fmt)
         if status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="rokt-mock", error="invalid_token"'
+            headers["WWW-Authenticate"] = (
+                'Basic realm="rokt-mock"'
+                if oauth or facts.version == "v2"
+                else 'Bearer realm="rokt-mock", error="invalid_token"'
+            )
         if oauth:
             raise oauth_injected(status, headers)
         raise InjectedStatus(status, headers, g.fault_note)
@@ -104,6 +108,12 @@ def before(facts: Facts, services: Any, oauth: bool = False) -> Selection:
         token = _bearer_token()
         if token is not None:
             services.tokens.revoke(token, facts.now)
+        if facts.version == "v2":  # no token to expire: the key pair is refused once
+            raise Unauthorized(
+                "the key pair was refused (injected expireToken fault)",
+                headers={"WWW-Authenticate": 'Basic realm="rokt-mock"'},
+                extra={"fault": g.fault_note},
+            )
         raise Unauthorized(
             "the access token expired (injected fault)",
             headers={"WWW-Authenticate": 'Bearer realm="rokt-mock", error="invalid_token"'},
@@ -136,13 +146,16 @@ def after_answer(selection: Selection, oauth: bool = False) -> None:
 
 
 MALFORMED_BODY = b'{"data": {"unprocessedRecords": [{"error": {"code": '
+MALFORMED_TOKEN = b'{"access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIi'
 
 
-def finish(response: Any) -> Any:
+def finish(response: Any, oauth: bool = False) -> Any:
     """The response as sent: replaced by broken JSON (still a 200) under a malformed fault."""
     if g.get("malformed"):
-        response.set_data(MALFORMED_BODY)
+        response.set_data(MALFORMED_TOKEN if oauth else MALFORMED_BODY)
         g.outcome["code"] = "MalformedBody"
+    elif request.environ.get(MARK, {}).get("kind") == "truncate":
+        g.outcome["code"] = "TruncatedBody"
     return response
 
 

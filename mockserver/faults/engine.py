@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from ..errors import RequestValidationError, Violation
+from ..errors import AdminError, RequestValidationError, Violation
 from ..journal import Journal
 from ..timefmt import parse_rfc3339
 from .model import Fault, Rule, check_rule, delay_seconds, draw, rule_from_json
@@ -94,6 +96,8 @@ class Selection:
             out.update(rule=self.rule_id, kind=self.outcome, fault=self.fault.spec)
             if self.attempt is not None:
                 out["attempt"] = self.attempt
+        else:
+            out["kind"] = "delay"
         if self.delay:
             out["delaySeconds"] = round(self.delay, 6)
             if self.delays:
@@ -173,11 +177,22 @@ class FaultEngine:
         return sorted(out, key=lambda v: v.pointer)
 
     def add(
-        self, scope: str, raws: list[Any], now: float, seed: int | None = None, source: str = "api"
+        self,
+        scope: str,
+        raws: list[Any],
+        now: float,
+        seed: int | None = None,
+        source: str = "api",
+        single: bool = False,
     ) -> list[dict[str, Any]]:
-        violations = [v for i, raw in enumerate(raws) for v in self.check(raw, f"/rules/{i}")]
+        """Store rules (``now`` on the scope's clock anchors windows and TTLs); all or none."""
+        violations = [
+            v
+            for i, raw in enumerate(raws)
+            for v in self.check(raw, "" if single else f"/rules/{i}")
+        ]
         if violations:
-            raise RequestValidationError(violations=violations)
+            raise AdminError(violations=violations)
         added = []
         with self.journal.transaction() as db:
             seq = db.execute("SELECT coalesce(max(seq), 0) FROM fault_rules").fetchone()[0]
@@ -274,7 +289,13 @@ class FaultEngine:
                 ]
             )
         fault = Fault(spec)
-        selection = Selection(source="header", rule_id="header", attempt=1, seed=self.default_seed)
+        # A header fault is a one-off experiment, not part of a seeded schedule: fresh draws.
+        selection = Selection(
+            source="header",
+            rule_id="header",
+            attempt=random.randrange(2**31),
+            seed=self.default_seed,
+        )
         selection.delay = delay_seconds(
             spec.get("delay"), selection.u("delay-u"), selection.u("delay-v")
         )
@@ -282,6 +303,8 @@ class FaultEngine:
             selection.fault = fault
             if fault.outcome == "status":
                 selection.retry_after = spec.get("retryAfter")
+                if selection.retry_after is None and spec["status"] == 429:
+                    selection.retry_after = 1.0  # a 429 always says when to come back
         return selection
 
     def select(self, facts: Facts) -> Selection:
@@ -344,6 +367,8 @@ class FaultEngine:
                     selection.retry_after = (
                         retry_after if retry_after is not None else spec.get("retryAfter")
                     )
+                    if selection.retry_after is None and spec.get("status") == 429:
+                        selection.retry_after = 1.0  # a 429 always says when to come back
                 db.execute(
                     "UPDATE fault_state SET fired = fired + 1"
                     " WHERE scope=? AND id=? AND namespace=?",
@@ -373,10 +398,15 @@ class FaultEngine:
         return None
 
 
-def retry_after_header(seconds: float, fmt: str, now: float) -> str:
-    """``Retry-After`` in whole seconds (rounded up) or as an HTTP-date on the mock's clock."""
+def retry_after_header(seconds: float, fmt: str) -> str:
+    """``Retry-After`` in whole seconds (rounded up) or as an HTTP-date.
+
+    The date is on real time, not the mock's clock: the client compares it with its own clock
+    (and with the ``Date`` header), so a frozen or shifted mock clock must not move it.
+    """
     if fmt == "http-date":
         from email.utils import formatdate
 
-        return formatdate(now + math.ceil(seconds), usegmt=True)
+        # Whole seconds only in an HTTP-date: round up so the date is never early.
+        return formatdate(math.ceil(time.time()) + math.ceil(seconds), usegmt=True)
     return str(math.ceil(seconds))

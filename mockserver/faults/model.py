@@ -237,6 +237,7 @@ def parse_header(text: str) -> dict[str, Any]:
                     spec["retryAfter"] = _number(raw, "retry-after")
             if extra.get("format") in ("http-date", "seconds"):
                 spec["retryAfterFormat"] = extra["format"]
+                spec.setdefault("retryAfter", 1)
         elif name == "delay":
             if "-" in value:
                 lo, _, hi = value.partition("-")
