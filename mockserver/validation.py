@@ -12,16 +12,21 @@ to rejections. No Flask here: the ``validate`` CLI and the contract kit use it o
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from jsonschema import ValidationError
+from jsonschema import Draft202012Validator
 
 from .errors import JsonUnmarshalError, Violation
+from .fastcheck import FastChecker, UnsupportedSchema
 from .schemas import SchemaSet
 from .timefmt import is_utc, parse_rfc3339
+
+log = logging.getLogger("rokt_mock")
 
 UNMARSHAL, REQUEST, EVENT = "unmarshal", "request", "event"
 MAX_EVENTS = 100
@@ -156,7 +161,23 @@ def _field_name(path: list[Any]) -> str:
 _REQUIRED_MESSAGE = re.compile(r"^'(.+)' is a required property$", re.S)
 
 
-def _classify(err: ValidationError) -> tuple[str, Violation]:
+class SchemaFailure(Protocol):
+    """What :func:`_classify` reads of an error: a ``jsonschema.ValidationError`` (slow path)
+    or a :class:`mockserver.fastcheck.Failure` (fast path), which mimics it."""
+
+    @property
+    def absolute_path(self) -> Iterable[Any]: ...
+    @property
+    def validator(self) -> Any: ...
+    @property
+    def validator_value(self) -> Any: ...
+    @property
+    def instance(self) -> Any: ...
+    @property
+    def message(self) -> str: ...
+
+
+def _classify(err: SchemaFailure) -> tuple[str, Violation]:
     path = list(err.absolute_path)
     index = path[1] if len(path) > 1 and path[0] == "events" and isinstance(path[1], int) else None
     name = _field_name(path)
@@ -216,7 +237,15 @@ def _classify(err: ValidationError) -> tuple[str, Violation]:
 
 
 class Contract:
-    """The compiled rules of POST events, built once per app from a :class:`SchemaSet`."""
+    """The compiled rules of POST events, built once per app from a :class:`SchemaSet`.
+
+    Two engines find the schema errors; everything after that (stages, merging, time window,
+    warnings, ``--strict``) is shared code. :meth:`check` uses :class:`FastChecker`, compiled
+    from the same loaded events schema; :meth:`check_slow` asks jsonschema, the reference. Both
+    give identical verdicts (tests/mockserver/test_fastcheck.py). If the schema uses something
+    the fast checker does not implement, :meth:`check` uses jsonschema too (``engine`` says
+    which one is in use).
+    """
 
     def __init__(
         self,
@@ -228,9 +257,40 @@ class Contract:
         self._validator = schemas.validators["events"]
         self.max_age = max_age_days * 86400.0
         self.max_future = float(max_future_seconds)
+        self._fast: FastChecker | None = None
+        try:
+            if type(self._validator) is not Draft202012Validator:
+                raise UnsupportedSchema(f"validator is {type(self._validator).__name__}")
+            if self._validator.schema is not schemas.documents["events"]:
+                raise UnsupportedSchema("the events validator was not built from the document")
+            self._fast = FastChecker(
+                schemas.documents["events"], format_checker=self._validator.format_checker
+            )
+        except UnsupportedSchema as exc:
+            log.warning("fast event validation is off, using jsonschema for every body: %s", exc)
+
+    @property
+    def engine(self) -> str:
+        """``"fast"`` or ``"jsonschema"``: what :meth:`check` finds schema errors with."""
+        return "fast" if self._fast is not None else "jsonschema"
 
     def check(self, doc: Any, now: float, *, strict: bool = False) -> Verdict:
         """Judge a parsed body at ``now`` (epoch seconds on the mock's clock)."""
+        if self._fast is None:
+            return self._judge(doc, now, strict, self._validator.iter_errors)
+        return self._judge(doc, now, strict, self._fast.iter_errors)
+
+    def check_slow(self, doc: Any, now: float, *, strict: bool = False) -> Verdict:
+        """:meth:`check` with jsonschema finding the schema errors: the reference verdict."""
+        return self._judge(doc, now, strict, self._validator.iter_errors)
+
+    def _judge(
+        self,
+        doc: Any,
+        now: float,
+        strict: bool,
+        schema_errors: Callable[[Any], Iterable[SchemaFailure]],
+    ) -> Verdict:
         verdict = Verdict()
         events = doc.get("events") if isinstance(doc, dict) else None
         if isinstance(events, list) and len(events) > 10 * MAX_EVENTS:
@@ -245,7 +305,7 @@ class Contract:
             )
             return verdict
         best: dict[str, tuple[int, list[Violation]]] = {}
-        for err in self._validator.iter_errors(doc):
+        for err in schema_errors(doc):
             stage, violation = _classify(err)
             rank = _STAGE_RANK[stage]
             # One stage per location: the earliest wins (an empty eventTime is "required",
