@@ -100,8 +100,6 @@ def _print_failure(result: CaseResult, command: str, path: Path, out: TextIO) ->
         f"event(s), schedule {result.case.schedule or '[no faults]'})\n"
     )
     out.write(format_timeline(result.case, result.journal, result.judgement) + "\n")
-    for finding in result.judgement.failed:
-        out.write(f"  {finding.property}: {finding.message}\n")
     out.write(f"Failure file: {path}\n")
     out.write(f"Reproduce:    rokt-mock contract replay {path} --sender {quote(command)}\n")
 

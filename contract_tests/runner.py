@@ -10,12 +10,15 @@ how the sender was driven.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -238,6 +241,59 @@ def run_sender(command: str, env: dict[str, str], workdir: Path, deadline_s: flo
     )
 
 
+PYTHON_PREFIX = "python:"
+
+
+def load_callable(ref: str) -> Callable[[dict[str, str]], int | None]:
+    """``package.module:function`` -> the function (the Python callable adapter)."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise KitError(f"--sender python:{ref}: expected python:package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+        func = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise KitError(f"--sender python:{ref}: cannot load it: {exc}") from None
+    if not callable(func):
+        raise KitError(f"--sender python:{ref} is not callable")
+    return func  # type: ignore[no-any-return]
+
+
+def run_callable(ref: str, env: dict[str, str], deadline_s: float) -> SenderRun:
+    """The Python callable adapter: ``func(env)`` in this process, in a thread.
+
+    The function gets the same ``ROKT_*`` variables as a dict (it must not read os.environ for
+    them: cases may run in parallel) and returns the exit status (``None`` means 0). An
+    exception counts as exit status 1 with its traceback as stderr. A thread cannot be killed:
+    past the deadline the case is judged as timed out and the thread is left to finish alone.
+    """
+    func = load_callable(ref)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            code = func(dict(env))
+            outcome["code"] = 0 if code is None else int(code)
+        except BaseException:  # the sender's crash is evidence, not the kit's problem
+            outcome["code"] = 1
+            outcome["stderr"] = traceback.format_exc()
+
+    started = time.monotonic()
+    thread = threading.Thread(target=target, daemon=True, name=f"sender-{ref}")
+    thread.start()
+    thread.join(deadline_s)
+    timed_out = thread.is_alive()
+    results, errors = _read_results(Path(env["ROKT_KIT_RESULT_FILE"]))
+    return SenderRun(
+        exit_code=None if timed_out else outcome.get("code", 1),
+        timed_out=timed_out,
+        duration_s=time.monotonic() - started,
+        results=results,
+        stderr=str(outcome.get("stderr", "")),
+        result_errors=errors,
+    )
+
+
 def run_case(
     case: Case,
     command: str,
@@ -260,6 +316,9 @@ def run_case(
     )
     result_file.unlink(missing_ok=True)
     env = sender_env(mock, ns, case, events_file, result_file, deadline_s)
-    run = run_sender(command, env, workdir, deadline_s)
+    if command.startswith(PYTHON_PREFIX):
+        run = run_callable(command[len(PYTHON_PREFIX) :], env, deadline_s)
+    else:
+        run = run_sender(command, env, workdir, deadline_s)
     journal = mock.journal(ns)
     return CaseResult(case, ns, journal, run, judge(case, journal, run), workdir)

@@ -247,6 +247,8 @@ def _cap_runs(schedule: list[str]) -> list[str]:
             out.append("ok")
             run = 1
         out.append(kind)
+    while out and out[-1] == "ok":  # trailing no-ops say nothing: drop them
+        out.pop()
     return out
 
 
