@@ -56,6 +56,13 @@ def pointer(path: list[Any] | tuple[Any, ...]) -> str:
     return "".join("/" + _escape(p) for p in path)
 
 
+def _order(violation: Violation) -> tuple[tuple[int, int | str], ...]:
+    """Document order: ``/events/2`` before ``/events/10`` (numbers compare as numbers)."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in violation.pointer.split("/")
+    )
+
+
 def _describe(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
@@ -326,7 +333,7 @@ class Contract:
                 else:
                     verdict.events.setdefault(violation.event_index or 0, []).append(violation)
         if verdict.unmarshal or not isinstance(doc, dict):
-            verdict.unmarshal.sort(key=lambda v: v.pointer)
+            verdict.unmarshal.sort(key=_order)
             return verdict
         events = doc.get("events")
         if isinstance(events, list):
@@ -338,10 +345,10 @@ class Contract:
                     verdict.request.append(warning)
                 else:
                     verdict.events.setdefault(warning.event_index, []).append(warning)
-        verdict.request.sort(key=lambda v: v.pointer)
+        verdict.request.sort(key=_order)
         for items in verdict.events.values():
-            items.sort(key=lambda v: v.pointer)
-        verdict.warnings.sort(key=lambda v: v.pointer)
+            items.sort(key=_order)
+        verdict.warnings.sort(key=_order)
         return verdict
 
     def _time_window(self, events: list[Any], now: float, verdict: Verdict) -> None:
