@@ -121,5 +121,6 @@ def rokt_mock(request: pytest.FixtureRequest) -> Iterator[RoktMock]:
         url = server.url
     handle = RoktMock(url, request.config, server)
     yield handle
+    handle.mock.close()
     if server is not None:
         server.stop()

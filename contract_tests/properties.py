@@ -343,12 +343,14 @@ _ALL: tuple[Property, ...] = (
     Property(
         "partial.resend_only_failed",
         "MUST",
-        "Events the mock accepted in a 200 answer are never sent again.",
+        "After a partial success, the events the mock accepted are never sent again.",
         "Read data.unprocessedRecords: resend (or report rejected) only the records listed there,"
         " never the whole batch.",
-        "Fails when an event with outcome accepted or duplicate in an attempt answered a clean "
-        "200 (not truncated or malformed) appears again in a later attempt, unless that later "
-        "attempt is a v1 same-key resend (which the mock answers 409 and does not count).",
+        "Fails when an attempt answered a clean 200 (not truncated or malformed) that rejected "
+        "some of its events in unprocessedRecords, and an event it accepted appears again in a "
+        "later attempt, unless that later attempt is a v1 same-key resend (which the mock "
+        "answers 409 and does not count). Resending a fully accepted batch is "
+        "delivery.no_duplicate.",
         PartialResendOnlyFailed,
     ),
     Property(

@@ -7,11 +7,12 @@ thing checked is wrong (a payload, an unreachable mock), 2 usage or configuratio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -277,15 +278,20 @@ _mock_url_option = click.option(
 )
 
 
-def _kit_mock(mock_url: str | None) -> tuple[Any, Any]:
-    """(Mock, server-or-None): an existing mock, or a fresh one the kit starts and stops."""
+@contextlib.contextmanager
+def _kit_mock(mock_url: str | None) -> Iterator[Any]:
+    """An existing mock, or a fresh one the kit starts and stops around the command."""
     from contract_tests.mock import MockServer
     from contract_tests.runner import Mock
 
-    if mock_url:
-        return Mock(mock_url), None
-    server = MockServer(journal=":memory:")
-    return Mock(server.url), server
+    server = None if mock_url else MockServer(journal=":memory:")
+    mock = Mock(mock_url or server.url)  # type: ignore[union-attr]
+    try:
+        yield mock
+    finally:
+        mock.close()  # idle keep-alive connections would hold up the graceful stop
+        if server is not None:
+            server.stop()
 
 
 def _kit_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -338,8 +344,7 @@ def contract_run(
     """
     from contract_tests import kit, profiles
 
-    mock, server = _kit_mock(mock_url)
-    try:
+    with _kit_mock(mock_url) as mock:
         report = kit.run_contract(
             sender,
             mock,
@@ -350,9 +355,6 @@ def contract_run(
             workers=max(1, workers),
             out=sys.stdout,
         )
-    finally:
-        if server is not None:
-            server.stop()
     if junit_xml:
         kit.write_junit(report, Path(junit_xml))
     if report.cases == 0:
@@ -371,12 +373,8 @@ def contract_replay(case_ref: str, sender: str, mock_url: str | None) -> None:
     from contract_tests import kit
 
     data = kit.load_failure(case_ref)
-    mock, server = _kit_mock(mock_url)
-    try:
+    with _kit_mock(mock_url) as mock:
         result = kit.replay(data, sender, mock, sys.stdout)
-    finally:
-        if server is not None:
-            server.stop()
     sys.exit(1 if result.judgement.failed else 0)
 
 
@@ -439,12 +437,8 @@ def contract_doctor(sender: str, api: str, mock_url: str | None) -> None:
     """Run one clean case and say exactly what is missing in the sender's wiring."""
     from contract_tests import kit
 
-    mock, server = _kit_mock(mock_url)
-    try:
+    with _kit_mock(mock_url) as mock:
         ok = kit.doctor(sender, mock, api, sys.stdout)
-    finally:
-        if server is not None:
-            server.stop()
     sys.exit(0 if ok else 2)
 
 
