@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import sys
 import threading
@@ -46,6 +45,8 @@ class RunReport:
     seed: int
     profile: str
     api: str
+    command: str = ""
+    workers: int = 1
     cases: int = 0
     failure: CaseResult | None = None
     failure_file: Path | None = None
@@ -83,6 +84,9 @@ def write_failure(result: CaseResult, command: str, seed_value: int, out_dir: Pa
         "warnings": [f.to_json() for f in result.judgement.warnings],
         "exitCode": result.run.exit_code,
         "timedOut": result.run.timed_out,
+        "results": result.run.results,
+        "resultErrors": result.run.result_errors,
+        "senderStdout": result.run.stdout[-4000:],
         "senderStderr": result.run.stderr[-4000:],
         "journal": result.journal,
         "timeline": format_timeline(result.case, result.journal, result.judgement),
@@ -129,7 +133,9 @@ def run_contract(
         seed_value = (
             profile.fixed_seed if profile.fixed_seed is not None else random.randrange(2**32)
         )
-    report = RunReport(seed=seed_value, profile=profile_name, api=api)
+    report = RunReport(
+        seed=seed_value, profile=profile_name, api=api, command=command, workers=workers
+    )
     out.write(
         f"rokt-mock contract run: api {api}, profile {profile_name}, seed {seed_value}, "
         f"mock {mock.url}\n"
@@ -166,8 +172,8 @@ def run_contract(
             with lock:
                 memo[key] = known
                 report.cases += 1
-                for w in known.judgement.warnings:
-                    report.warnings[w.property] = report.warnings.get(w.property, 0) + 1
+                for prop in {w.property for w in known.judgement.warnings}:  # cases, not lines
+                    report.warnings[prop] = report.warnings.get(prop, 0) + 1
                 for note in known.judgement.coverage:
                     report.coverage[note] = report.coverage.get(note, 0) + 1
                 report.checked.update(known.judgement.checked)
@@ -240,7 +246,9 @@ def _print_summary(report: RunReport, out: TextIO) -> None:
 
     out.write(
         f"\n{report.cases} case(s) in {report.elapsed_s:.1f}s, seed {report.seed} "
-        f"(rerun: --seed {report.seed} --profile {report.profile})\n"
+        f"(rerun: --seed {report.seed} --profile {report.profile}"
+        + (f" --workers {report.workers}" if report.workers > 1 else "")
+        + ")\n"
     )
     for pid, prop in PROPERTIES.items():
         if pid in report.property_failures:
@@ -273,7 +281,9 @@ def write_junit(report: RunReport, path: Path) -> None:
             failures += 1
             message = report.property_failures[pid]
             replay = (
-                f"rokt-mock contract replay {report.failure_file}" if report.failure_file else ""
+                f"rokt-mock contract replay {report.failure_file} --sender {quote(report.command)}"
+                if report.failure_file
+                else ""
             )
             text = escape(f"{message}\n{replay}")
             body = f"<failure message={quoteattr(message)}>{text}</failure>"
@@ -432,8 +442,3 @@ def verify(
 
 def stdout() -> TextIO:
     return sys.stdout
-
-
-def env_seed() -> int | None:
-    raw = os.environ.get("ROKT_KIT_SEED")
-    return int(raw) if raw and raw.isdigit() else None

@@ -1,4 +1,4 @@
-"""The kit's run profiles, registered with hypothesis in one place.
+"""The kit's run profiles, in one place (and as hypothesis profiles ``rokt-<name>``).
 
 ``ci`` is chosen when the ``CI`` variable is set: a fixed seed (so a pull-request gate is
 stable and a failure reproduces from the printed seed), bounded examples and a bounded shrink.
@@ -34,6 +34,13 @@ PROFILES = {
     "ci": Profile("ci", 40, 250, 10, 30.0, 60.0, CI_SEED),
     "nightly": Profile("nightly", 400, 250, 16, 60.0, 600.0, None),
 }
+
+
+def register_hypothesis_profiles() -> None:
+    """``rokt-dev``, ``rokt-ci``, ``rokt-nightly`` for partners' own hypothesis tests
+    (``--rokt-profile NAME`` loads one)."""
+    for profile in PROFILES.values():
+        settings.register_profile(f"rokt-{profile.name}", hypothesis_settings(profile))
 
 
 def default_profile() -> str:

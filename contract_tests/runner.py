@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -278,6 +279,10 @@ def run_callable(ref: str, env: dict[str, str], deadline_s: float) -> SenderRun:
         try:
             code = func(dict(env))
             outcome["code"] = 0 if code is None else int(code)
+        except SystemExit as exc:  # sys.exit(n) in the sender means exit status n
+            outcome["code"] = (
+                exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            )
         except BaseException:  # the sender's crash is evidence, not the kit's problem
             outcome["code"] = 1
             outcome["stderr"] = traceback.format_exc()
@@ -325,4 +330,6 @@ def run_case(
     else:
         run = run_sender(command, env, workdir, deadline_s)
     journal = mock.journal(ns)
+    if workroot is None:  # our own scratch space: everything it held is in `run` now
+        shutil.rmtree(workdir, ignore_errors=True)
     return CaseResult(case, ns, journal, run, judge(case, journal, run), workdir)

@@ -421,7 +421,11 @@ def contract_verify(
         except ValueError as exc:
             raise click.UsageError(f"{path}: not JSON Lines: {exc}") from None
 
-    parsed = _read_results(Path(results))[0] if results else None
+    parsed = None
+    if results:
+        parsed, errors = _read_results(Path(results))
+        if errors:
+            raise click.UsageError(f"{results}: " + "; ".join(errors))
     judgement = kit.verify(
         Mock(mock_url), namespace, lines(intended), api, sys.stdout, parsed, exit_code
     )

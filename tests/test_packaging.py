@@ -33,9 +33,14 @@ def test_wheel_contents(wheel: Path) -> None:
         assert f"mockserver/_schemas/{schema.name}" in names
     assert "mockserver/py.typed" in names
     assert "contract_tests/mock.py" in names
+    assert (
+        "rokt_mock_plugin.py" in names
+    )  # top level, so a partner's contract_tests can't shadow it
     assert not any(name.startswith(("tests/", "fixtures/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "rokt-mock = mockserver.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    declared = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "rokt-mock = mockserver.cli:main" in declared
+    assert "rokt_mock = rokt_mock_plugin" in declared
 
 
 def test_installed_wheel_serves_from_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:

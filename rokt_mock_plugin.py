@@ -1,7 +1,12 @@
 """pytest plugin (entry point ``pytest11``): the ``rokt_mock`` fixture and ``--rokt-*`` options.
 
 Loaded by every pytest run in an environment where rokt-mock is installed, so it imports only
-pytest at module level and does nothing until its fixture or options are used. The fixture
+pytest at module level and does nothing until its fixture or options are used. It is a
+top-level module with a distinctive name, not ``contract_tests.plugin``, for the reason
+hypothesis gives for its own plugin: a partner's repository may well have a package called
+``contract_tests``, which would shadow ours and break *every* pytest run if pytest had to
+import our package to load the plugin. Now only a test that asks for ``rokt_mock`` imports
+the kit. The fixture
 starts the real server once per session, through the same CLI partners use, and hands out a
 fresh namespace per hypothesis example (``rokt_mock.namespace()``): per-example isolation
 without function-scoped fixtures, which hypothesis does not reset between examples.
@@ -17,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .mock import MockServer
-    from .model import Judgement
-    from .runner import CaseResult
+    from contract_tests.mock import MockServer
+    from contract_tests.model import Judgement
+    from contract_tests.runner import CaseResult
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +53,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """``--rokt-profile NAME`` also sets the hypothesis profile of the partner's own tests."""
+    name = config.getoption("--rokt-profile", None)
+    if name:
+        from hypothesis import settings
+
+        from contract_tests.profiles import register_hypothesis_profiles
+
+        register_hypothesis_profiles()
+        settings.load_profile(f"rokt-{name}")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     sender = config.getoption("--rokt-sender", None)
     if not sender:
@@ -66,7 +83,7 @@ class RoktMock:
     """What the ``rokt_mock`` fixture gives a test: the mock, namespaces, faults, journal, judge."""
 
     def __init__(self, url: str, config: pytest.Config, server: MockServer | None) -> None:
-        from .runner import Mock
+        from contract_tests.runner import Mock
 
         self.url = url
         self.server = server
@@ -93,8 +110,8 @@ class RoktMock:
         self, case: Any, sender: str | None = None, deadline_s: float = 30.0
     ) -> CaseResult:
         """Run one :class:`~contract_tests.model.Case` against the sender and judge it."""
-        from .judge import judge
-        from .runner import run_case
+        from contract_tests.judge import judge
+        from contract_tests.runner import run_case
 
         command = sender or self.sender
         if not command:
@@ -104,7 +121,7 @@ class RoktMock:
     @staticmethod
     def assert_ok(judgement: Judgement) -> None:
         """Raise the first failed MUST property as its own ContractViolation subclass."""
-        from .judge import raise_first
+        from contract_tests.judge import raise_first
 
         raise_first(judgement)
 
@@ -115,7 +132,7 @@ def rokt_mock(request: pytest.FixtureRequest) -> Iterator[RoktMock]:
     url = request.config.getoption("--rokt-mock-url")
     server = None
     if not url:
-        from .mock import MockServer
+        from contract_tests.mock import MockServer
 
         server = MockServer(journal=":memory:")
         url = server.url
