@@ -143,6 +143,7 @@ def run_contract(
     out.flush()
     judge = _judge()
     started = time.monotonic()
+    total = max_examples or profile.max_examples
     memo: dict[str, CaseResult] = {}
     first_failure_at: list[float] = []
     owner: list[int] = []
@@ -181,10 +182,13 @@ def run_contract(
             status = (
                 "FAIL " + known.judgement.failed[0].property if known.judgement.failed else "ok"
             )
+            phase = "shrinking" if first_failure_at else f"of {total}"
             line = (
-                f"case {report.cases:>3} {case.case_id}: {len(case.events):>3} event(s), "
+                f"case {report.cases:>3} {phase} {case.case_id}: {len(case.events):>3} event(s), "
                 f"{sum(k != 'ok' for k in case.schedule)} fault(s), "
-                f"{known.run.duration_s:5.1f}s  {status}"
+                f"{known.run.duration_s:5.1f}s  {status}  "
+                f"[{time.monotonic() - started:5.0f}s elapsed, "
+                f"{'1 failure' if first_failure_at else 'no failure'} so far]"
             )
             out.write(("\r" + line.ljust(100)) if tty else line + "\n")
             out.flush()
@@ -211,7 +215,6 @@ def run_contract(
         except (Unsatisfiable, FailedHealthCheck):
             pass  # every candidate was rejected: another worker failed or the budget ran out
 
-    total = max_examples or profile.max_examples
     if workers <= 1:
         test_stream(seed_value, total)
     else:
