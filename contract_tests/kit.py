@@ -343,8 +343,6 @@ def replay(
             out.write(f"FAILED {f.property}: {f.message}\n")
     else:
         out.write(f"FIXED: case {case.case_id} now passes every MUST property\n")
-    for w in result.judgement.warnings:
-        out.write(f"warning {w.property}: {w.message}\n")
     return result
 
 
@@ -437,8 +435,6 @@ def verify(
     out.write(format_timeline(case, journal, judgement) + "\n")
     for f in judgement.failed:
         out.write(f"FAILED {f.property}: {f.message}\n")
-    for w in judgement.warnings:
-        out.write(f"warning {w.property}: {w.message}\n")
     out.write("PASSED\n" if judgement.ok else "FAILED\n")
     return judgement
 
