@@ -27,5 +27,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: $(STAMP)
+	bash bench/run
+
 clean:
 	rm -rf $(VENV) .rokt-mock build dist .pytest_cache .ruff_cache .hypothesis

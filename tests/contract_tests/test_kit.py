@@ -98,7 +98,7 @@ def property_table(stdout: str) -> dict[str, tuple[str, str]]:
 
 def case_lines(stdout: str) -> list[str]:
     """Case ids of the one-line-per-case progress output (no terminal: one line per case)."""
-    return re.findall(r"^case\s+\d+ (\S+?):", stdout, flags=re.MULTILINE)
+    return re.findall(r"^case\s+\d+ (?:of \d+|shrinking) (\S+?):", stdout, flags=re.MULTILINE)
 
 
 def junit_cases(path: Path) -> tuple[ET.Element, dict[str, ET.Element]]:
