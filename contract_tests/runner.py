@@ -23,7 +23,6 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +170,7 @@ def _read_results(path: Path) -> tuple[list[dict[str, Any]] | None, list[str]]:
 
 def shift_event_times(events: list[dict[str, Any]], delta_s: float) -> list[dict[str, Any]]:
     """Events with every eventTime moved by ``delta_s``: a replay months later stays in window."""
+    from mockserver.clock import iso
     from mockserver.timefmt import parse_rfc3339
 
     out = []
@@ -178,10 +178,7 @@ def shift_event_times(events: list[dict[str, Any]], delta_s: float) -> list[dict
         copy = dict(event)
         at = parse_rfc3339(str(event.get("eventTime", "")))
         if at is not None:
-            moment = datetime.fromtimestamp(at + delta_s, tz=timezone.utc)
-            copy["eventTime"] = (
-                moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-            )
+            copy["eventTime"] = iso(at + delta_s)
         out.append(copy)
     return out
 

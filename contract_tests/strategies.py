@@ -12,10 +12,11 @@ import hashlib
 import random
 import time
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 from hypothesis import strategies as st
+
+from mockserver.clock import iso
 
 from .model import FAULT_KINDS, Api, Case
 
@@ -40,9 +41,7 @@ TRICKY_TEXT = (
 NUMBERISH = ("00123", "1e5", "300.50", "-0", "0x1F", "NaN", "Infinity", "1,000.00", "  42 ")
 
 
-def _iso(ts: float) -> str:
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+_iso = iso  # the mock's own RFC 3339 form (milliseconds, Z), so the two never drift apart
 
 
 def event_times(*, now: float) -> st.SearchStrategy[str]:

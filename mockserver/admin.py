@@ -414,7 +414,7 @@ def _scope_now(scope: str) -> float:
 @bp.post("/faults")
 def add_faults() -> Any:
     """One rule, ``{"rules": [...], "seed": N}``, or ``{"scenario": "NAME"}`` (a bundled one)."""
-    from .faults.scenario import ScenarioError, find, load
+    from .faults.scenario import ScenarioError, find, load, named_rules
 
     services = _services()
     scope = _namespace()
@@ -431,10 +431,7 @@ def add_faults() -> Any:
             data = load(find(str(body["scenario"])), services.schemas.validators["scenario"])
         except ScenarioError as exc:
             raise AdminError(str(exc)) from None
-        rules = [
-            {**rule, "id": rule.get("id") or f"{data['name']}-{i + 1}"}
-            for i, rule in enumerate(data["rules"])
-        ]
+        rules = named_rules(data)
         seed = data.get("seed", seed)
     elif "rules" in body:
         rules = body["rules"]

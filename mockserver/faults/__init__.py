@@ -15,7 +15,7 @@ from flask import current_app, g, request
 from ..errors import Unauthorized
 from .engine import ALL, Facts, FaultEngine, Selection, retry_after_header
 from .inject import MARK, NETWORK_CODES, InjectedStatus, NetworkFaults, oauth_injected
-from .scenario import ScenarioError, find, load
+from .scenario import ScenarioError, find, load, named_rules
 
 __all__ = [
     "ALL",
@@ -48,11 +48,9 @@ def install_scenarios(
                 db.execute(f"DELETE FROM {table} WHERE scope=? AND id=?", (scope, rule_id))
     for name in scenarios:
         data = load(find(name), validator)
-        rules = [
-            {**rule, "id": rule.get("id") or f"{data['name']}-{i + 1}"}
-            for i, rule in enumerate(data["rules"])
-        ]
-        engine.add(ALL, rules, now, seed=data.get("seed"), source=f"scenario:{data['name']}")
+        engine.add(
+            ALL, named_rules(data), now, seed=data.get("seed"), source=f"scenario:{data['name']}"
+        )
 
 
 def _mark(kind: str, **params: Any) -> None:

@@ -139,3 +139,14 @@ def load(path: Path, validator: Draft202012Validator) -> dict[str, Any]:
         raise ScenarioError(f"{path}: must hold a mapping")
     data.setdefault("name", path.stem)
     return data
+
+
+def named_rules(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scenario's rules, each with an id (``<scenario>-<n>`` unless it names its own).
+
+    Stable ids keep a scenario's counters and seeded draws the same wherever it is loaded.
+    """
+    return [
+        {**rule, "id": rule.get("id") or f"{data['name']}-{i + 1}"}
+        for i, rule in enumerate(data["rules"])
+    ]
