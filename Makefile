@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench clean
+.PHONY: run test check lint format audit bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,12 +16,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/rokt-mock serve $(ARGS)
 
-test: $(STAMP) lint
+test: $(STAMP) lint audit
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Dependency audit of .venv (runtime + dev): a known vulnerability with a fixed release fails,
+# one without a fix warns, an unreachable vulnerability service warns LOUDLY (policy: .ci/audit.py).
+audit: $(STAMP)
+	$(BIN)/python .ci/audit.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .
