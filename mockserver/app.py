@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from . import admin, auth, events, faults, recording
+from . import admin, auth, dashboard, events, faults, recording
 from .auth import TokenIssuer
 from .clock import Clock
 from .errors import NotFound, register_error_handlers
@@ -96,6 +96,7 @@ def create_app(
         app.register_blueprint(blueprint)
         app.register_blueprint(blueprint, url_prefix="/ns/<namespace>", name=f"{blueprint.name}_ns")
     app.register_blueprint(admin.bp)
+    app.register_blueprint(dashboard.bp)  # the page at /__admin/ (docs/dashboard.md)
 
     @app.get("/openapi.json")
     def openapi() -> Any:
