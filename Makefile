@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/rokt-mock serve $(ARGS)
 
 test: $(STAMP) lint audit
+	bash .ci/install-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
