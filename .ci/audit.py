@@ -8,11 +8,12 @@ the runtime dependencies plus the dev extras, exactly what `make` installed), th
   lower bound in pyproject.toml;
 - a known vulnerability without a fixed release is printed as a WARNING and does not fail
   (nothing to upgrade to; read the advisory and decide);
-- if the vulnerability service cannot be reached, or answers for none of the packages (a closed
-  network: here PyPI's simple index is mirrored but its JSON API answers 404, and pip-audit then
-  says "No known vulnerabilities found" for packages it never checked), the audit did not happen:
-  a LOUD warning, exit 0, so CI on a closed network still runs. Set ROKT_AUDIT_STRICT=1 (on a
-  CI that has the network) to make that a failure too.
+- if the vulnerability service cannot be reached, fails, or answers for none of the packages
+  (a closed network: here PyPI's simple index is mirrored but its JSON API answers 404, and
+  pip-audit then says "No known vulnerabilities found" for packages it never checked), the
+  audit did not happen: a LOUD warning, exit 0, so CI on a closed network still runs. Set
+  ROKT_AUDIT_STRICT=1 (on a CI that has the network) to make that a failure too;
+- pip-audit failing for any other reason fails the run (exit 2).
 
 The packages the service did not know are listed; rokt-mock itself (installed editable) is
 skipped. Extra arguments are passed to pip-audit (for example `--ignore-vuln ID`, or
@@ -30,8 +31,10 @@ import tempfile
 from pathlib import Path
 
 BANNER = "!" * 78
-#: What pip-audit's traceback says when the service is out of reach (not another failure).
-NETWORK_ERRORS = (
+#: What pip-audit's traceback says when the service is out of reach or broken (an HTTP error is
+#: a ServiceError), as opposed to pip-audit itself failing.
+SERVICE_ERRORS = (
+    "ServiceError",
     "ConnectionError",
     "NameResolution",
     "Max retries exceeded",
@@ -76,12 +79,12 @@ def judge(report: dict | None, stderr: str, *, strict: bool) -> int:
     )
     if report is None:
         last = (stderr.strip().splitlines() or ["(no output)"])[-1]
-        if not any(mark in stderr for mark in NETWORK_ERRORS):
+        if not any(mark in stderr for mark in SERVICE_ERRORS):
             print(f"dependency audit: pip-audit failed: {last}")
             return 2
         loud(
             [
-                "DEPENDENCY AUDIT NOT DONE: pip-audit could not reach its vulnerability service:",
+                "DEPENDENCY AUDIT NOT DONE: the vulnerability service was out of reach or failed:",
                 last[:300],
                 "Dependencies were NOT checked for known vulnerabilities.",
                 verdict,
@@ -89,6 +92,8 @@ def judge(report: dict | None, stderr: str, *, strict: bool) -> int:
         )
         return 1 if strict else 0
     deps = report.get("dependencies", [])
+    # The project itself (installed editable) is skipped on purpose: not a finding.
+    deps = [d for d in deps if "editable" not in (d.get("skip_reason") or "")]
     unknown = [d for d in deps if d.get("skip_reason")]
     audited = [d for d in deps if not d.get("skip_reason")]
     fixable: list[str] = []
