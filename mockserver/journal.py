@@ -298,17 +298,26 @@ def _dumps(value: Any) -> str | None:
 
 
 class Journal:
-    """The SQLite store behind one mock process; thread-safe, one connection per process.
+    """The SQLite store behind one mock process; thread-safe.
 
-    A single connection under a lock is the fastest arrangement for SQLite inside one process
-    (its writes are serialised anyway) and the only one that also works for ``:memory:``.
-    Separate processes on the same file coordinate through SQLite's own locking.
+    Writes go through one connection under a lock (SQLite serialises writers anyway). Reads
+    of a file journal go through a connection per thread instead: in WAL mode they see the
+    last committed state without waiting for a writer, so a request's reads (clock, fault
+    rules, revoked tokens) never queue behind another request's commit. A thread inside a
+    write transaction reads through the writer, so it sees its own uncommitted rows, and a
+    ``:memory:`` journal has only the one connection. Separate processes on the same file
+    coordinate through the writer lock and SQLite's own locking.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.RLock()
         self._writer: _WriterLock | None = None
+        #: Thread id holding the write transaction (its reads must see its own writes).
+        self._tx_owner: int | None = None
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_pid = os.getpid()
         self._checkpointer: _Checkpointer | None = None
         memory = path == ":memory:"
         if not memory:
@@ -373,6 +382,7 @@ class Journal:
                     journal._writer.acquire()
                 try:
                     journal._db.execute("BEGIN IMMEDIATE")
+                    journal._tx_owner = threading.get_ident()
                 except BaseException:
                     if journal._writer is not None:
                         journal._writer.release()
@@ -384,6 +394,7 @@ class Journal:
 
         def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
             journal = self.journal
+            journal._tx_owner = None
             try:
                 if exc_type is None:
                     journal._db.execute("COMMIT")
@@ -402,7 +413,31 @@ class Journal:
         """A write transaction (``BEGIN IMMEDIATE``), committed on normal exit."""
         return Journal._Tx(self)
 
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's read connection, or ``None`` when reads must use the writer."""
+        if self._writer is None or self._tx_owner == threading.get_ident():
+            return None
+        db: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if db is None or self._reader_pid != os.getpid():
+            if self._reader_pid != os.getpid():  # forked: the parent's connections are not ours
+                self._readers = threading.local()
+                self._reader_conns = []
+                self._reader_pid = os.getpid()
+            db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            db.execute("PRAGMA query_only=ON")
+            self._readers.db = db
+            with self._lock:
+                self._reader_conns.append(db)
+        return db
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        reader = self._reader()
+        if reader is not None:
+            cur = reader.execute(sql, params)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
         with self._lock:
             cur = self._db.execute(sql, params)
             cur.row_factory = sqlite3.Row
@@ -413,15 +448,19 @@ class Journal:
             self._checkpointer.stop()
         with self._lock:
             self._db.close()
+            if self._reader_pid == os.getpid():
+                for db in self._reader_conns:
+                    db.close()
+            self._reader_conns = []
+            self._readers = threading.local()
             if self._writer is not None:
                 self._writer.close()
 
     # -- state ------------------------------------------------------------------------------
 
     def get_state(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
+        rows = self.query("SELECT value FROM state WHERE key=?", (key,))
+        return rows[0][0] if rows else None
 
     def set_state(self, key: str, value: str | None) -> None:
         with self.transaction() as db:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z",
@@ -16,8 +17,13 @@ _RFC3339 = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def parse_rfc3339(text: str) -> float | None:
-    """Epoch seconds for a valid RFC 3339 date-time, else ``None``."""
+    """Epoch seconds for a valid RFC 3339 date-time, else ``None``.
+
+    Cached: a request parses each ``eventTime`` twice (the schema's ``date-time`` format,
+    then the time window), and retries of a batch carry the same strings again.
+    """
     match = _RFC3339.match(text)
     if match is None:
         return None

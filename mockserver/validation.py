@@ -396,7 +396,7 @@ class Contract:
             if not isinstance(event, dict):
                 continue
             base = ["events", i]
-            for key in event:
+            for key in () if event.keys() <= EVENT_FIELDS else event:
                 if key not in EVENT_FIELDS:
                     out.append(
                         Violation(
@@ -421,10 +421,13 @@ class Contract:
                     )
                 else:
                     seen[ceid] = i
-            names: dict[str, Any] = {}
             for list_name in ("metaData", "objectData"):
                 items = event.get(list_name)
                 if not isinstance(items, list):
+                    continue
+                # Set comparisons in C: the common case (only name and value) costs one
+                # operation per attribute instead of a Python loop over its keys.
+                if all(type(it) is not dict or it.keys() <= ATTRIBUTE_FIELDS for it in items):
                     continue
                 for j, item in enumerate(items):
                     if not isinstance(item, dict):
@@ -440,8 +443,17 @@ class Contract:
                                     i,
                                 )
                             )
-                    if list_name == "objectData" and isinstance(item.get("name"), str):
-                        names.setdefault(item["name"].lower(), (j, item.get("value")))
+            object_data = event.get("objectData")
+            # name (lower-cased) -> (index, value) of its first occurrence
+            names: dict[str, Any] = (
+                {
+                    name.lower(): (j, item.get("value"))
+                    for j, item in reversed(list(enumerate(object_data)))
+                    if isinstance(item, dict) and isinstance(name := item.get("name"), str)
+                }
+                if isinstance(object_data, list)
+                else {}
+            )
             sha = names.get("emailsha256")
             if sha is not None and not (isinstance(sha[1], str) and _HEX64.match(sha[1])):
                 out.append(
