@@ -1000,6 +1000,9 @@
     }));
     labelCells($('#rules-table'));
     $('#rules-empty').hidden = state.rules.length > 0;
+    $('#rules-table').closest('.scroll').hidden = state.rules.length === 0;
+    // Clearing acts on the namespace's own rules (all of them under *), not on * rules.
+    $('#rules-clear').disabled = !state.rules.some((r) => state.ns === '*' || r.scope === state.ns);
   }
 
   async function deleteRule(rule) {
