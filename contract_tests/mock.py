@@ -63,6 +63,12 @@ class MockServer:
         self._pump_thread.start()
         self.url = self._wait_ready(startup_timeout)
         self.session = requests.Session()
+        # the admin token it was started with, if any (health, polled above, needs none)
+        token = child_env.get("ROKT_MOCK_ADMIN_TOKEN")
+        if "--admin-token" in self.args[:-1]:
+            token = self.args[self.args.index("--admin-token") + 1]
+        if token:
+            self.session.headers["X-Rokt-Mock-Admin-Token"] = token
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None

@@ -31,6 +31,8 @@ import requests
 from .model import Case, Judgement, SenderRun
 
 PROTOCOL = "1"
+#: The admin token of a mock started with one (docs/security.md); the kit sends it when set.
+ADMIN_TOKEN_ENV = "ROKT_MOCK_ADMIN_TOKEN"
 
 
 class KitError(Exception):
@@ -98,10 +100,15 @@ class CaseResult:
 class Mock:
     """The admin side of a running mock, as the kit uses it."""
 
-    def __init__(self, url: str, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self, url: str, credentials: Credentials | None = None, admin_token: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.credentials = credentials or Credentials()
         self.http = requests.Session()
+        token = admin_token or os.environ.get(ADMIN_TOKEN_ENV)
+        if token:
+            self.http.headers["X-Rokt-Mock-Admin-Token"] = token
 
     def _admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
@@ -188,6 +195,7 @@ def sender_env(
 ) -> dict[str, str]:
     c = mock.credentials
     env = dict(os.environ)
+    env.pop(ADMIN_TOKEN_ENV, None)  # the sender under test has no business with the admin API
     env.update(
         {
             "ROKT_API_URL": f"{mock.url}/ns/{namespace}",

@@ -2,12 +2,15 @@
 
 It is how tests and the contract kit see what arrived, so every read is consistent the moment
 the API response was sent (the journal commits first); nobody needs to sleep before asking.
-Query parameters are validated and a bad one gets a 400 in the usual envelope.
+Query parameters are validated and a bad one gets a 400 in the usual envelope. With an admin
+token configured, every call needs it (``X-Rokt-Mock-Admin-Token`` or ``Authorization:
+Bearer``), except the health probe and the dashboard's page and static files (docs/security.md).
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import math
 import re
@@ -26,6 +29,25 @@ from .settings import ROKT_VERSIONS
 from .timefmt import parse_rfc3339
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
+
+TOKEN_HEADER = "X-Rokt-Mock-Admin-Token"
+#: Endpoints open to GET without the token: the health probe (which then leaves the journal
+#: out of its answer) and the dashboard's page and static files, which hold no data.
+_OPEN = frozenset({"admin.health", "dashboard.page", "dashboard.static"})
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rokt-mock-admin"'}
+
+
+class AdminTokenRequired(AdminError):
+    status = 401
+    code = "AdminTokenRequired"
+    exact_message = "admin token required"
+
+
+class AdminTokenInvalid(AdminError):
+    status = 401
+    code = "AdminTokenInvalid"
+    exact_message = "admin token invalid"
+
 
 ALL = "*"
 _FAULT_FILTERS = frozenset({"any", "delay", *OUTCOMES})
@@ -165,9 +187,51 @@ def _request_filters() -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "1", params
 
 
+def _given_token() -> str | None:
+    """The token a request carries: ``X-Rokt-Mock-Admin-Token``, else a Bearer credential."""
+    header = request.headers.get(TOKEN_HEADER)
+    if header is not None:
+        return header.strip()
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def token_ok() -> bool:
+    """Whether this request may use the admin API: no token configured, or the right one
+    (compared in constant time)."""
+    expected = _services().settings.admin_token
+    if not expected:
+        return True
+    given = _given_token()
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@bp.before_app_request
+def _require_admin_token() -> None:
+    """Guard everything under ``/__admin`` (this blueprint, the dashboard's reads, unknown
+    paths alike). The messages never repeat what was sent."""
+    if not request.path.startswith("/__admin") or not _services().settings.admin_token:
+        return
+    if request.method in ("GET", "HEAD") and request.endpoint in _OPEN:
+        return
+    if _given_token() is None:
+        raise AdminTokenRequired(
+            f"this mock has an admin token: send it as {TOKEN_HEADER}: <token> "
+            "or Authorization: Bearer <token>",
+            headers=_CHALLENGE,
+        )
+    if not token_ok():
+        raise AdminTokenInvalid(
+            "the admin token does not match the one this mock was started with",
+            headers=_CHALLENGE,
+        )
+
+
 @bp.get("/health")
 def health() -> Any:
     services = _services()
+    if not token_ok():  # an open probe: up or not, nothing about the journal or the clock
+        return jsonify({"status": "ok", "version": __version__})
     counts = services.journal.counts()
     return jsonify(
         {
@@ -414,7 +478,7 @@ def _scope_now(scope: str) -> float:
 @bp.post("/faults")
 def add_faults() -> Any:
     """One rule, ``{"rules": [...], "seed": N}``, or ``{"scenario": "NAME"}`` (a bundled one)."""
-    from .faults.scenario import ScenarioError, find, load, named_rules
+    from .faults.scenario import SUFFIXES, ScenarioError, find, load, named_rules
 
     services = _services()
     scope = _namespace()
@@ -428,7 +492,12 @@ def add_faults() -> Any:
         raise AdminError("seed must be an integer")
     if "scenario" in body:
         try:
-            data = load(find(str(body["scenario"])), services.schemas.validators["scenario"])
+            path = find(str(body["scenario"]))
+            if path.suffix not in SUFFIXES:  # its errors would quote any other file's content
+                raise ScenarioError(
+                    f"{body['scenario']}: a scenario file ends in .yaml, .yml or .toml"
+                )
+            data = load(path, services.schemas.validators["scenario"])
         except ScenarioError as exc:
             raise AdminError(str(exc)) from None
         rules = named_rules(data)

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from . import admin, auth, dashboard, events, faults, recording
+from . import admin, auth, dashboard, events, faults, logs, recording
 from .auth import TokenIssuer
 from .clock import Clock
 from .errors import NotFound, register_error_handlers
@@ -79,6 +79,7 @@ def create_app(
 
     register_error_handlers(app)
     faults.register(app)
+    logs.init_app(app, settings)  # before recording: it logs the journal's id
     recording.init_app(app)
     app.wsgi_app = faults.NetworkFaults(app.wsgi_app)  # type: ignore[method-assign]
 

@@ -180,7 +180,10 @@ def validate(
 
 @cli.group()
 def journal() -> None:
-    """Read the journal of a running mock through its admin API."""
+    """Read the journal of a running mock through its admin API.
+
+    Sends $ROKT_MOCK_ADMIN_TOKEN as the admin token when it is set.
+    """
 
 
 _url_option = click.option(
@@ -198,9 +201,11 @@ _ns_option = click.option(
 def _admin_get(url: str, path: str, params: dict[str, str], stream: bool = False) -> Any:
     import requests
 
+    token = os.environ.get("ROKT_MOCK_ADMIN_TOKEN")
+    headers = {"X-Rokt-Mock-Admin-Token": token} if token else {}
     try:
         response = requests.get(
-            f"{url.rstrip('/')}{path}", params=params, stream=stream, timeout=30
+            f"{url.rstrip('/')}{path}", params=params, stream=stream, timeout=30, headers=headers
         )
     except requests.RequestException as exc:
         click.echo(f"rokt-mock: cannot reach the mock at {url}: {exc}", err=True)

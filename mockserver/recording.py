@@ -21,6 +21,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from .errors import ApiError
 from .journal import EventRecord, RequestRecord
+from .logs import safe_path
 from .validation import parse_json
 
 log = logging.getLogger("rokt_mock")
@@ -105,7 +106,7 @@ def base_record() -> RequestRecord:
         wall=time.time(),
         namespace=namespace,
         method=request.method,
-        path=request.full_path.rstrip("?"),
+        path=safe_path(request.full_path),  # query secrets redacted (docs/security.md)
         endpoint=endpoint,
         headers=redact_headers(request.headers),
         body=body,

@@ -11,16 +11,17 @@ broken schema or journal stops the start with a clear message instead of a worke
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
-import sys
 from typing import Any
 
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from . import logs
 from .app import create_app
 from .clock import Clock
 from .faults import FaultEngine, install_scenarios
@@ -65,8 +66,24 @@ def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> Non
     gunicorn_util.write_nonblock(sock, (head + body).encode("latin-1", "replace"))
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and ``localhost``; any other name counts as public (not resolved)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def preflight(settings: Settings) -> None:
     """Fail fast, in the parent, on anything that would make every worker fail."""
+    if not is_loopback(settings.host) and not settings.admin_token:
+        raise ConfigError(
+            f"host {settings.host!r} is not a loopback address, and without an admin token "
+            "anyone who can reach it could read the journal and reset the mock; set "
+            "ROKT_MOCK_ADMIN_TOKEN (or --admin-token), or bind to 127.0.0.1"
+        )
     if settings.journal == ":memory:" and settings.workers > 1:
         raise ConfigError("--journal :memory: cannot be shared by several --workers; use a file")
     schemas = load_schemas(settings.schema_dir)
@@ -100,7 +117,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
         # The one patch of a library: gunicorn has no hook for the body of its own 400s.
         gunicorn_util.write_error = _write_json_error
         s = self.settings
-        debug = s.log_level.lower() == "debug"
+        level = s.log_level.lower()
         options: dict[str, Any] = {
             "bind": [f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"],
             "workers": s.workers,
@@ -111,8 +128,11 @@ class _Server(BaseApplication):  # type: ignore[misc]
             # so a long request is not mistaken for a hung worker.
             "timeout": 120,
             "graceful_timeout": 10,
-            "loglevel": "debug" if debug else "warning",
-            "accesslog": "-" if debug else None,
+            "loglevel": level if level in ("debug", "error") else "warning",
+            # our request line (mockserver/logs.py) replaces the access log, which would
+            # print query strings unredacted
+            "accesslog": None,
+            "logger_class": logs.gunicorn_logger_class(),
             "limit_request_line": 8190,
             "limit_request_fields": 200,
             "limit_request_field_size": 16380,
@@ -149,12 +169,11 @@ def _worker_exit(arbiter: Any, worker: Any) -> None:
 
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT. Prints ``rokt-mock listening on URL`` once bound."""
-    level = getattr(logging, settings.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
     preflight(settings)
     parent = os.getpid()
     try:
         _Server(settings).run()
     finally:  # gunicorn's arbiter (and each forked worker) leaves through sys.exit
         if os.getpid() == parent:
-            print("rokt-mock stopped", file=sys.stderr, flush=True)
+            logs.plain("rokt-mock stopped")

@@ -9,6 +9,7 @@ apart (a test checks the docs against this table).
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 DEMO_ACCOUNT = "1234567890"
 ROKT_VERSIONS = ("2020-05-21",)
 INVALID_EVENTS_MODES = ("partial", "reject")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -66,6 +68,8 @@ class Settings:
     event_max_age_days: int = 548
     event_max_future_seconds: int = 300
     log_level: str = "info"
+    #: ``text`` or ``json`` (one JSON object per line on stderr); see mockserver/logs.py.
+    log_format: str = "text"
     workers: int = 1
     threads: int = 16
     #: Scenario files (or names of the bundled ones) whose rules apply from the start.
@@ -74,6 +78,9 @@ class Settings:
     seed: int = 0
     #: A folder holding the contract instead of the bundled schemas/ (for schema development).
     schema_dir: str | None = None
+    #: Required on every /__admin/ call (but health and the dashboard page) when set; a bind
+    #: outside loopback refuses to start without one (docs/security.md).
+    admin_token: str | None = None
     #: Not user-facing: where the file was found, for the start-up line.
     config_file: str | None = field(default=None, compare=False)
 
@@ -90,12 +97,20 @@ class Settings:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level must be debug|info|warning|error, not {self.log_level!r}")
+        if self.log_format.lower() not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
+        if self.admin_token is not None and not _TOKEN_CHARS.fullmatch(self.admin_token):
+            # never echo the value: it may be a real secret with a typo
+            raise ConfigError(
+                "admin_token must be 1-4096 visible ASCII characters (no spaces); "
+                "leave it unset for no token"
+            )
 
     def __repr__(self) -> str:
         """Only the settings that differ from the defaults: the start-up log line."""
         default = Settings()
         changed = [
-            f"{f.name}={getattr(self, f.name)!r}"
+            f"{f.name}={'<redacted>' if f.name == 'admin_token' else getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
             if f.compare and getattr(self, f.name) != getattr(default, f.name)
         ]
@@ -103,6 +118,9 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+_TOKEN_CHARS = re.compile(r"[!-~]{1,4096}")
 
 
 def _bool(text: str) -> bool:
@@ -222,6 +240,13 @@ FIELDS: tuple[FieldSpec, ...] = (
         "log_level", "ROKT_MOCK_LOG_LEVEL", "--log-level", str, "debug, info, warning or error."
     ),
     FieldSpec(
+        "log_format",
+        "ROKT_MOCK_LOG_FORMAT",
+        "--log-format",
+        str,
+        "text, or json: one JSON object per line on stderr (a line per request at info).",
+    ),
+    FieldSpec(
         "workers", "ROKT_MOCK_WORKERS", "--workers", int, "Worker processes sharing the journal."
     ),
     FieldSpec("threads", "ROKT_MOCK_THREADS", "--threads", int, "Threads per worker process."),
@@ -240,6 +265,14 @@ FIELDS: tuple[FieldSpec, ...] = (
         "--schema-dir",
         str,
         "Load the contract from this folder instead of the bundled schemas/.",
+    ),
+    FieldSpec(
+        "admin_token",
+        "ROKT_MOCK_ADMIN_TOKEN",
+        "--admin-token",
+        str,
+        "Require this token on /__admin/ (X-Rokt-Mock-Admin-Token or Authorization: Bearer); "
+        "needed to bind outside loopback. Prefer the variable: a flag shows in ps.",
     ),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -267,9 +300,14 @@ def _from_toml(path: Path) -> dict[str, Any]:
                     raise ValueError("expected a list of file names")
                 value = tuple(value)
             else:
-                expected = str if name == "schema_dir" else type(getattr(Settings(), name))
+                expected = (
+                    str
+                    if name in ("schema_dir", "admin_token")
+                    else type(getattr(Settings(), name))
+                )
                 if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
-                    raise ValueError(f"expected {expected.__name__}, got {value!r}")
+                    shown = type(value).__name__ if name == "admin_token" else repr(value)
+                    raise ValueError(f"expected {expected.__name__}, got {shown}")
         except ValueError as exc:
             raise ConfigError(f"config file {path}: {key}: {exc}") from None
         values[name] = value
