@@ -288,6 +288,7 @@ def test_namespace_from_path_query_and_picker(dash: Page, mock: MockServer) -> N
     assert "namespace=*" in page.url or "namespace=%2A" in page.url
     options = page.locator("#ns-list option").evaluate_all("os => os.map(o => o.value)")
     assert {"*", "default", "dash-a"} <= set(options)
+    dash.shot("all-namespaces-1280x800")
 
 
 def test_every_view_fits_a_phone_and_a_laptop(dash: Page, client: Client) -> None:
@@ -366,6 +367,7 @@ def test_admin_token_is_asked_for_kept_per_tab_and_never_shown(browser: Any, tmp
         page = dash.open("overview")
         dialog = page.locator("#token-dialog")
         expect(dialog).to_be_visible()
+        dash.shot("token-prompt-1280x800", full_page=False)
         page.get_by_label("Token", exact=True).fill("wrong")
         page.get_by_role("button", name="Use token").click()
         expect(page.locator("#token-msg")).to_contain_text("That token was refused")

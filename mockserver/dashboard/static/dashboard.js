@@ -460,6 +460,7 @@
   function describe(row) {
     const o = outcomeOf(row);
     const parts = [`Request #${row.id}`, `${row.method} ${row.endpoint}`, row.code ? `${o.label} (${row.code})` : o.label];
+    if (state.ns === '*') parts.splice(1, 0, `namespace ${row.namespace}`);
     if (row.eventCount) parts.push(`${row.eventCount} event${row.eventCount === 1 ? '' : 's'}`);
     if (row.fault) parts.push(`injected fault: ${row.fault.kind}${row.fault.rule ? ` (rule ${row.fault.rule})` : ''}`);
     if (row.idempotencyKey) parts.push(`key ${short(row.idempotencyKey)}`);
