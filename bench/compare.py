@@ -10,7 +10,8 @@ fresh Idempotency-Key and fresh event ids per request. Each (server, batch size)
 freshly started server: warm-up, then a measured run bounded in time. Everything listens on
 127.0.0.1 only. The servers:
 
-- ``mock``: ``rokt-mock serve --workers 2 --journal <tmp file>``, the production set-up: every
+- ``mock``: ``rokt-mock serve --workers 2 --journal <tmp file> --log-level warning``, the
+  production set-up (quiet log, like Prism's): every
   check (auth, headers, schema, per-event rules, idempotency) and the durable journal on.
 - ``prism``: ``prism mock schemas/openapi.json`` (@stoplight/prism-cli from npm, installed in
   bench/.node by bench/run), which validates every request against the same OpenAPI document,
@@ -189,6 +190,9 @@ def start(kind: str, workdir: Path, workers: int, journal: Path | None = None) -
             str(workers),
             "--journal",
             str(journal),
+            # Quiet logging, as Prism's ``-v silent``: the per-request log line is not a check.
+            "--log-level",
+            "warning",
         ]
         server = Server(kind, argv, port, workdir, env)
         server.wait_ready("/__admin/health")
