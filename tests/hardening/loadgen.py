@@ -393,9 +393,11 @@ class LoadClient:
         # a broken barrier (the run is ending, or the other racers are slow): send anyway
         with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait()
-        self.send(
+        s = self.send(
             "v1_race", "/v1/events", raw, headers, key=key, events=ids, expect=(200, 409), race=key
         )
+        if s.status == 200:  # the winner may retry it later, like any key it committed
+            self.v1_sent.append((key, raw, ids, "conversion"))
 
     def op_event_invalid(self) -> None:
         body = batch(3)
@@ -412,6 +414,7 @@ class LoadClient:
                 key=key,
                 events=_ids(body),
             )
+            self.v1_sent.append((key, raw, _ids(body), "conversion"))
         else:
             self.send("event_invalid", "/v2/events", raw, self._v2_headers(), events=_ids(body))
 
@@ -731,6 +734,15 @@ def sqlite_figures(path: Path, namespace: str = "default") -> dict[str, Any]:
             "  OR NOT (r.status = 200 OR json_extract(r.fault, '$.committed') = 1)) LIMIT 20",
             (namespace,),
         ).fetchall()
+        forgotten = db.execute(
+            "SELECT r.id, r.idempotency_key FROM requests r WHERE r.namespace=?"
+            " AND r.endpoint = '/v1/events' AND r.idempotency_key IS NOT NULL"
+            " AND (r.status = 200 OR json_extract(r.fault, '$.committed') = 1)"
+            " AND NOT EXISTS (SELECT 1 FROM idempotency i WHERE i.namespace = r.namespace"
+            " AND i.credential = coalesce(r.credential, '') AND i.key = r.idempotency_key"
+            " AND i.request_id = r.id) LIMIT 20",
+            (namespace,),
+        ).fetchall()
         keys = db.execute(
             "SELECT count(*) FROM idempotency WHERE namespace=?", (namespace,)
         ).fetchone()[0]
@@ -742,6 +754,7 @@ def sqlite_figures(path: Path, namespace: str = "default") -> dict[str, Any]:
         "deliveryCountMismatches": mismatched,
         "deliveriesMissingForEvents": orphans,
         "keysNotPointingAtACommit": bad_keys,
+        "committedKeysNotRemembered": forgotten,
     }
 
 
@@ -1110,7 +1123,11 @@ def reconcile(
         problem(f"the file holds {disk['requests']} request rows, the export {len(rows)}")
     if disk["deliveries"] != sum(journaled.values()):
         problem(f"deliveries table sums {disk['deliveries']}, events {sum(journaled.values())}")
-    for name in ("deliveryCountMismatches", "keysNotPointingAtACommit"):
+    for name in (
+        "deliveryCountMismatches",
+        "keysNotPointingAtACommit",
+        "committedKeysNotRemembered",
+    ):
         if disk[name]:
             problem(f"{name}: {disk[name]}")
     if disk["deliveriesMissingForEvents"]:
