@@ -22,11 +22,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import __version__
 from .clock import iso
-from .errors import AdminError, NotFound, Violation
+from .errors import AdminError, JsonUnmarshalError, NotFound, Violation
 from .faults import install_scenarios
 from .faults.model import OUTCOMES
 from .settings import ROKT_VERSIONS
 from .timefmt import parse_rfc3339
+from .validation import parse_json, pointer
 
 bp = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -56,6 +57,25 @@ _FIRST_SECOND, _LAST_SECOND = -62135596800 + 86400, 253402300799 - 86400
 
 def _services() -> Any:
     return current_app.extensions["rokt_mock"]
+
+
+def _bad_field(pointer: str, rule: str, message: str) -> AdminError:
+    """A refusal that points at the offending field, like the Event API's."""
+    return AdminError(message, violations=[Violation(pointer, rule, message)])
+
+
+def _json_object(example: str) -> dict[str, Any]:
+    """The body as a JSON object, parsed as strictly as events (depth, NaN, bad UTF-8 and
+    broken framing are 400 BadAdminRequest in the envelope, never a 500)."""
+    try:
+        doc = parse_json(request.get_data(cache=True))
+    except JsonUnmarshalError as exc:  # the admin API's own code, with the same pointer
+        raise AdminError(
+            f"the body is not JSON: {exc.violations[0].message}", violations=exc.violations
+        ) from None
+    if not isinstance(doc, dict):
+        raise _bad_field("", "admin.body", f"the body must be a JSON object like {example}")
+    return doc
 
 
 def _bad(param: str, message: str) -> AdminError:
@@ -258,28 +278,42 @@ def _clock_namespace() -> str | None:
 
 @bp.post("/clock")
 def post_clock() -> Any:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise AdminError('the body must be a JSON object like {"frozen": true}')
-    unknown = set(body) - {"now", "advance", "frozen", "reset"}
+    body = _json_object('{"frozen": true}')
+    unknown = sorted(set(body) - {"now", "advance", "frozen", "reset"})
     if unknown:
-        raise AdminError(f"unknown clock fields: {', '.join(sorted(unknown))}")
+        raise _bad_field(
+            pointer([unknown[0]]),
+            "clock.unknown_field",
+            f"unknown clock fields: {', '.join(unknown)} (known: now, advance, frozen, reset)",
+        )
     set_to = None
     if "now" in body:
         if not isinstance(body["now"], str) or parse_rfc3339(body["now"]) is None:
-            raise AdminError("now must be an RFC 3339 date-time such as 2026-11-20T12:00:00Z")
+            raise _bad_field(
+                "/now",
+                "clock.now",
+                "now must be an RFC 3339 date-time such as 2026-11-20T12:00:00Z",
+            )
         set_to = parse_rfc3339(body["now"])
     advance = body.get("advance", 0)
     if isinstance(advance, bool) or not isinstance(advance, (int, float)):
-        raise AdminError("advance must be a number of seconds")
+        raise _bad_field("/advance", "clock.advance", "advance must be a number of seconds")
     if not math.isfinite(advance) or abs(advance) > 100 * 365 * 86400:
-        raise AdminError("advance must be a finite number of seconds within a century")
+        raise _bad_field(
+            "/advance",
+            "clock.advance",
+            "advance must be a finite number of seconds within a century",
+        )
     for flag in ("frozen", "reset"):
         if flag in body and not isinstance(body[flag], bool):
-            raise AdminError(f"{flag} must be true or false")
+            raise _bad_field(f"/{flag}", f"clock.{flag}", f"{flag} must be true or false")
     start = set_to if set_to is not None else _services().clock.now(_clock_namespace())
     if not _FIRST_SECOND < start + advance < _LAST_SECOND:
-        raise AdminError("the clock must stay between the years 1 and 9999")
+        raise _bad_field(
+            "/now" if "now" in body else "/advance",
+            "clock.range",
+            "the clock must stay between the years 1 and 9999",
+        )
     namespace = _clock_namespace()
     if namespace is not None and body.get("reset"):
         _services().clock.forget(namespace)
@@ -478,34 +512,26 @@ def _scope_now(scope: str) -> float:
 @bp.post("/faults")
 def add_faults() -> Any:
     """One rule, ``{"rules": [...], "seed": N}``, or ``{"scenario": "NAME"}`` (a bundled one)."""
-    from .faults.scenario import SUFFIXES, ScenarioError, find, load, named_rules
+    from .faults.scenario import ScenarioError, find, load, named_rules
 
     services = _services()
     scope = _namespace()
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise AdminError(
-            'the body must be a JSON object: a rule, {"rules": [...]} or {"scenario": ...}'
-        )
+    body = _json_object('{"fault": {"status": 503}}, {"rules": [...]} or {"scenario": NAME}')
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise AdminError("seed must be an integer")
+        raise _bad_field("/seed", "faults.seed", "seed must be an integer")
     if "scenario" in body:
         try:
-            path = find(str(body["scenario"]))
-            if path.suffix not in SUFFIXES:  # its errors would quote any other file's content
-                raise ScenarioError(
-                    f"{body['scenario']}: a scenario file ends in .yaml, .yml or .toml"
-                )
+            path = find(str(body["scenario"]), bundled_only=True)
             data = load(path, services.schemas.validators["scenario"])
         except ScenarioError as exc:
-            raise AdminError(str(exc)) from None
+            raise _bad_field("/scenario", "admin.scenario", str(exc)) from None
         rules = named_rules(data)
         seed = data.get("seed", seed)
     elif "rules" in body:
         rules = body["rules"]
         if not isinstance(rules, list) or not rules:
-            raise AdminError("rules must be a non-empty list of rule objects")
+            raise _bad_field("/rules", "faults.rules", "rules must be a non-empty list of rules")
     else:
         rules = [body]
     added = services.faults.add(

@@ -75,6 +75,9 @@ def create_app(
     app.config["ROKT_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # No 308 redirects with HTML bodies (werkzeug's answer to '/v2//events'): an API client
+    # gets the JSON 404 naming the real endpoints instead.
+    app.url_map.merge_slashes = False
     app.extensions["rokt_mock"] = services
 
     register_error_handlers(app)

@@ -205,6 +205,17 @@ def authenticate_key_pair(keys: dict[str, Credential], header: str | None) -> Cr
 # -- the token endpoint ---------------------------------------------------------------------
 
 
+def _journaled_ident(services: Any, ident: str) -> str:
+    """The claimed app id as the journal may keep it. A sender that swaps id and secret puts
+    its secret where the id goes: a known id is kept, a configured secret never is."""
+    if ident in services.apps:
+        return ident
+    for cred in (*services.apps.values(), *services.keys.values()):
+        if hmac.compare_digest(cred.secret.encode("utf-8"), ident.encode("utf-8")):
+            return "<redacted>"
+    return ident[:128]
+
+
 def _oauth(status: int, error: str, description: str, **headers: str) -> OAuthError:
     return OAuthError(status, error, description, dict(headers))
 
@@ -253,7 +264,7 @@ def token(namespace: str = "default") -> Any:
             + hint,
             **{"WWW-Authenticate": 'Basic realm="rokt-mock"'},
         )
-    g.outcome["credential"] = pair[0]
+    g.outcome["credential"] = _journaled_ident(services, pair[0])
     app = check_secret(services.apps, pair[0], pair[1])
     if app is None:
         raise _oauth(

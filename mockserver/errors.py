@@ -223,6 +223,23 @@ def register_error_handlers(app: Flask) -> None:
         headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
         return finish(status, code, payload, headers)
 
+    def _framing(err: Exception) -> Any:
+        """Broken chunked framing surfaces while a view reads the body: the sender's fault,
+        so a 400 in the envelope rather than the last resort's 500."""
+        return _api_error(
+            BodyReadError(
+                f"the request body's chunked framing is broken ({type(err).__name__})",
+                violations=[Violation("", "body.read", "the body could not be read")],
+            )
+        )
+
+    try:
+        from gunicorn.http.errors import ParseException
+
+        app.register_error_handler(ParseException, _framing)
+    except ImportError:  # pragma: no cover - another WSGI server
+        pass
+
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Any:
         log.exception("unexpected error while handling a request")

@@ -26,6 +26,13 @@ from .validation import parse_json
 
 log = logging.getLogger("rokt_mock")
 
+try:  # gunicorn raises its own errors for broken chunked framing while the body is read
+    from gunicorn.http.errors import ParseException as _GunicornParseError
+
+    _FRAMING_ERRORS: tuple[type[Exception], ...] = (_GunicornParseError,)
+except ImportError:  # pragma: no cover - another WSGI server
+    _FRAMING_ERRORS = ()
+
 REQUEST_ID_HEADER = "X-Rokt-Mock-Request-Id"
 _SENSITIVE = ("authorization", "cookie", "secret", "token", "password", "api-key", "apikey")
 _UNJOURNALED = ("/__admin", "/openapi.json", "/favicon.ico")
@@ -65,6 +72,27 @@ def redact_form(raw: bytes) -> bytes:
     return urlencode([(k, "<redacted>" if _is_sensitive(k) else v) for k, v in pairs]).encode()
 
 
+def _redact_values(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "<redacted>" if _is_sensitive(str(k)) else _redact_values(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_values(v) for v in value]
+    return value
+
+
+def redact_json(raw: bytes) -> bytes:
+    """A token request's non-form body (JSON, mostly) with secret-looking members blanked;
+    anything that does not parse is not kept at all, since it may hold a secret verbatim."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+        return json.dumps(_redact_values(doc), ensure_ascii=False).encode()
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return f"<unparseable {len(raw)}-byte body redacted>".encode()
+
+
 def split_namespace(path: str) -> tuple[str, str]:
     """``/ns/ci-42/v1/events`` -> ``("ci-42", "/v1/events")``; other paths are ``default``."""
     if path.startswith("/ns/"):
@@ -87,11 +115,22 @@ def read_body() -> None:
         g.body_too_large = True
         return
     try:
-        g.body = request.get_data(cache=True)
+        if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+            # Chunked: werkzeug's stream stops quietly at the limit, so a longer body would be
+            # parsed cut short. Read one byte past the limit from the server's own stream to
+            # tell "exactly at the limit" from "over it", and hand werkzeug what was read.
+            data = request.environ["wsgi.input"].read(limit + 1)
+            if len(data) > limit:
+                g.body_too_large, g.body_size = True, 0  # size unknown: "more than the limit"
+                return
+            request._cached_data = data  # werkzeug parses forms from this cache
+            g.body = data
+        else:
+            g.body = request.get_data(cache=True)
         g.body_size = len(g.body)
     except RequestEntityTooLarge:
         g.body_too_large = True
-    except (ClientDisconnected, OSError, ValueError):
+    except (ClientDisconnected, OSError, ValueError, *_FRAMING_ERRORS):
         g.body_read_error = True
 
 
@@ -101,6 +140,8 @@ def base_record() -> RequestRecord:
     body = g.get("body") or None
     if body is not None and request.mimetype == "application/x-www-form-urlencoded":
         body = redact_form(body)
+    elif body is not None and endpoint.endswith("/auth/oauth2/token"):
+        body = redact_json(body)
     return RequestRecord(
         at=g.get("now") or services.clock.now(namespace),
         wall=time.time(),

@@ -46,9 +46,12 @@ def bundled_names() -> list[str]:
     return sorted(p.stem for p in folder.iterdir() if p.suffix in SUFFIXES)
 
 
-def find(name_or_path: str) -> Path:
+def find(name_or_path: str, *, bundled_only: bool = False) -> Path:
+    """A scenario file by path or bundled name. ``bundled_only`` (the admin API) never
+    touches the file system beyond the bundled folder: a remote caller must not make the
+    server read, and quote in its errors, a file of its choosing."""
     path = Path(name_or_path)
-    if path.is_file():
+    if not bundled_only and path.is_file():
         return path
     folder = bundled_dir()
     if folder is not None and "/" not in name_or_path:
@@ -56,6 +59,11 @@ def find(name_or_path: str) -> Path:
             if (folder / f"{name_or_path}{suffix}").is_file():
                 return folder / f"{name_or_path}{suffix}"
     known = ", ".join(bundled_names()) or "none"
+    if bundled_only:
+        raise ScenarioError(
+            f"{name_or_path!r} is not a bundled scenario ({known}); "
+            'send your own rules as {"rules": [...]}'
+        )
     raise ScenarioError(f"{name_or_path}: no such file, nor a bundled scenario ({known})")
 
 

@@ -362,11 +362,6 @@ def test_no_output_holds_a_secret_or_a_token(
     assert any(row["headers"].get("Authorization") == "Bearer <redacted>" for row in rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="auth.py journals the claimed app id before the secret "
-    "is checked, so swapped id and secret put the secret in `credential`",
-)
 def test_swapped_app_id_and_secret_stay_out_of_the_journal() -> None:
     with start_mock() as mock:
         response = post(
@@ -380,11 +375,6 @@ def test_swapped_app_id_and_secret_stay_out_of_the_journal() -> None:
         assert APP_SECRET not in json.dumps(mock.requests())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recording.py redacts form bodies only: a JSON body "
-    "posted to the token endpoint is journaled verbatim",
-)
 def test_json_credentials_posted_to_the_token_endpoint_stay_out_of_the_journal() -> None:
     with start_mock() as mock:
         body = json.dumps({"grant_type": "client_credentials", "client_secret": APP_SECRET})
@@ -426,11 +416,6 @@ def test_token_form_over_the_limit_is_refused_unread(small: Any) -> None:
     assert row["bodySize"] > 2000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recording.read_body: werkzeug cuts a chunked body at "
-    "the limit without raising, so it is parsed truncated (400, not 413)",
-)
 def test_chunked_events_body_over_the_limit_gets_413(small: Any) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"accountId": "' + ACCOUNT.encode() + b'", "events": ['
@@ -510,25 +495,26 @@ def test_yaml_scenario_with_python_tags_is_refused_and_runs_nothing(
 
 
 def test_admin_api_scenarios_are_parsed_safely_and_read_no_other_file(tmp_path: Path) -> None:
-    """``{"scenario": PATH}`` loads YAML safely, and only files named like scenarios: the
-    validation errors of any other file (``/etc/passwd`` is one big YAML string) would quote
-    its content back."""
+    """``{"scenario": ...}`` names a bundled scenario only: no file the caller names is read,
+    so none is executed (YAML tags) or quoted back in an error (``/etc/passwd``, a ``.env``)."""
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.yaml"
     evil.write_text(EVIL_YAML.format(marker=marker), encoding="utf-8")
     private = tmp_path / ".env"
     private.write_text(f"DB_PASSWORD={APP_SECRET}\n", encoding="utf-8")
     with start_mock() as mock:
-        response = mock.admin("POST", "faults", json={"scenario": str(evil)})
-        assert response.status_code == 400
-        assert "not valid YAML" in response.json()["data"]["message"]
-        for path in (private, Path("/etc/passwd")):
+        for path in (evil, private, Path("/etc/passwd")):
             response = mock.admin("POST", "faults", json={"scenario": str(path)})
             assert response.status_code == 400
-            assert ".yaml, .yml or .toml" in response.json()["data"]["message"]
+            data = response.json()["data"]
+            assert "is not a bundled scenario" in data["message"]
+            assert data["details"]["violations"][0]["pointer"] == "/scenario"
             assert APP_SECRET not in response.text
             assert "root:" not in response.text
+            assert "python/object" not in response.text
         assert mock.admin("GET", "faults").json()["rules"] == []
+        # a bundled name still works
+        assert mock.admin("POST", "faults", json={"scenario": "flaky-5xx"}).status_code == 201
     assert not marker.exists()
 
 
