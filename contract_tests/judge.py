@@ -642,9 +642,11 @@ def _check_secret_leak(ctx: _Run) -> None:
         query = urlsplit(path).query
         if _JWT.search(unquote(query)):
             problems.append("an access token")
-        for name, _ in parse_qsl(query, keep_blank_values=True):
+        for name, value in parse_qsl(query, keep_blank_values=True):
             if name.lower().replace("-", "_") in _SECRET_PARAMS:
                 problems.append(f"a query parameter named {name!r}")
+            elif value == "<redacted>":  # the mock blanked a secret it recognised there
+                problems.append(f"a secret in the query parameter {name!r}")
         if problems:
             ctx.fail(
                 "auth.no_secret_leak",

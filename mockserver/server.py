@@ -35,6 +35,9 @@ log = logging.getLogger("rokt_mock")
 
 
 def url_for(host: str, port: int) -> str:
+    """The address a client on this machine can use: a wildcard bind (``0.0.0.0``, ``::``)
+    is announced through loopback, since ``http://0.0.0.0:PORT`` is not an address."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
 
@@ -128,6 +131,9 @@ class _Server(BaseApplication):  # type: ignore[misc]
             # so a long request is not mistaken for a hung worker.
             "timeout": 120,
             "graceful_timeout": 10,
+            # gunicorn 27's control socket is one fixed path per user: several mocks (CI
+            # jobs, tests) would fight over it, and nothing of ours uses it.
+            "control_socket_disable": True,
             "loglevel": level if level in ("debug", "error") else "warning",
             # our request line (mockserver/logs.py) replaces the access log, which would
             # print query strings unredacted
@@ -141,7 +147,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
             "proc_name": "rokt-mock",
         }
         for key, value in options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # control_socket_disable is new in gunicorn 27
+                self.cfg.set(key, value)
 
     def _when_ready(self, arbiter: Any) -> None:
         port = arbiter.LISTENERS[0].sock.getsockname()[1]
