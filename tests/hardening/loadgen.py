@@ -69,13 +69,20 @@ MIX: dict[str, int] = {
     "fault_accept_then": 4,  # accept-then=500 (committed, then 500)
     "fault_reset": 3,  # reset (no HTTP answer; commits nothing)
     "fault_accept_reset": 2,  # accept-then=reset (committed, then no HTTP answer)
+    "fault_empty": 1,  # empty (the connection closes without an answer)
+    "fault_stall": 1,  # stall=0.3 (nothing for 0.3 s, then the connection closes)
+    "client_abandons": 2,  # delay=0.4, the client gives up after 0.1 s: committed all the same
+    "read_back": 3,  # a v1 200, then at once GET /__admin/requests?idempotencyKey= (any worker)
     "rule_every3": 5,  # rule load-every3: every 3rd such request gets 503
     "rule_accept": 4,  # rule load-accept-then: every 2nd is committed, then 503
     "rule_partial": 4,  # rule load-partial: event 0 of each batch is rejected
     "rule_rate": 2,  # rule load-rate: a leaky bucket, 429 when full
 }
-#: Header faults only, no admin rules: the mix of the crash test.
-CRASH_MIX: dict[str, int] = {k: w for k, w in MIX.items() if not k.startswith("rule_")}
+#: Header faults only, no admin rules, no abandoned requests (whose commit comes after the
+#: client has moved on, so a kill could fall in between): the mix of the crash test.
+CRASH_MIX: dict[str, int] = {
+    k: w for k, w in MIX.items() if not k.startswith("rule_") and k != "client_abandons"
+}
 
 #: Fault rules installed through POST /__admin/faults. Each matches only batches of its own
 #: eventType, which only its kind sends, so the clients know which requests a rule may touch
@@ -112,7 +119,9 @@ RULE_OF_TYPE = {
     "rule_rate": "load-rate",
 }
 #: Kinds whose request is expected to get no HTTP answer.
-NO_ANSWER = {"fault_reset", "fault_accept_reset"}
+NO_ANSWER = {"fault_reset", "fault_accept_reset", "fault_empty", "fault_stall", "client_abandons"}
+#: Journal codes of a request that got no HTTP answer.
+NO_ANSWER_CODES = ("ConnectionReset", "EmptyReply", "Stalled")
 #: Same-key racers per race slot.
 RACE_FANOUT = 4
 RACE_WAIT = 2.0
@@ -147,6 +156,9 @@ class Sent:
     elapsed: float = 0.0
     #: The server was being killed when this request failed: it may or may not be journaled.
     in_flight: bool = False
+    #: The client gave up waiting: the request is journaled, but whether it committed (or a
+    #: retry of its key overtook it) only the journal knows.
+    doubtful: bool = False
 
 
 class RaceBoard:
@@ -229,6 +241,8 @@ class LoadClient:
         self.v1_sent: list[tuple[str, bytes, list[str], str]] = []
         #: keys this client knows are committed -> request id (None: committed without an id)
         self.committed: dict[str, int | None] = {}
+        #: keys of abandoned requests: committed by them or by a retry, exactly once
+        self.doubtful_keys: set[str] = set()
         self.v2_sent: list[tuple[bytes, list[str]]] = []
         self.kinds = list(run.mix)
         self.weights = [run.mix[k] for k in self.kinds]
@@ -274,6 +288,8 @@ class LoadClient:
         commits: bool = False,
         race: str | None = None,
         event_type: str | None = "conversion",
+        timeout: float = REQUEST_TIMEOUT,
+        doubtful: bool = False,
     ) -> Sent:
         """POST one request and log it. ``commits``: the request asks for accept-then-fail, so
         its (valid) batch is committed although the client sees no acceptance."""
@@ -284,13 +300,17 @@ class LoadClient:
         s.started = time.monotonic()
         try:
             response = self.http.post(
-                f"{self.run.url}{path}", data=raw, headers=headers, timeout=REQUEST_TIMEOUT
+                f"{self.run.url}{path}", data=raw, headers=headers, timeout=timeout
             )
         except requests.RequestException as exc:
             s.elapsed = time.monotonic() - s.started
             s.error = f"{type(exc).__name__}: {exc}"
             if self.run.killed.is_set():
                 s.in_flight = True  # journaled or not: reconcile() looks it up
+            elif doubtful:
+                s.doubtful = True
+                if key is not None:
+                    self.doubtful_keys.add(key)
             else:
                 if None not in expect:
                     self.problems.append(f"{s.seq} {kind}: no answer ({s.error})")
@@ -330,6 +350,8 @@ class LoadClient:
             s.unseen = list(s.events)  # accept-then-fail: committed, answered with an error
         if key is not None and (s.status == 200 or s.unseen):
             self.committed[key] = s.request_id
+        elif key is not None and s.status == 409 and key in self.doubtful_keys:
+            self.committed[key] = s.original
         self.log.append(s)
         return s
 
@@ -374,7 +396,9 @@ class LoadClient:
         if not self.v1_sent:
             return self.op_v1_valid()
         key, raw, ids, event_type = self.rng.choice(self.v1_sent[-20:])
-        expect: tuple[int | None, ...] = (409,) if key in self.committed else (200,)
+        expect: tuple[int | None, ...] = (
+            (409,) if key in self.committed else (200, 409) if key in self.doubtful_keys else (200,)
+        )
         self.send(
             "v1_retry",
             "/v1/events",
@@ -457,7 +481,12 @@ class LoadClient:
         self.send("unknown_path", "/v9/events", b"{}", self._v2_headers(), expect=(404,))
 
     def _header_fault(
-        self, kind: str, fault: str, expect: tuple[int | None, ...], commits: bool
+        self,
+        kind: str,
+        fault: str,
+        expect: tuple[int | None, ...],
+        commits: bool,
+        timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         body = batch(self.rng.randint(1, 3))
         key, raw = str(uuid.uuid4()), json.dumps(body).encode()
@@ -471,6 +500,8 @@ class LoadClient:
             events=_ids(body),
             expect=expect,
             commits=commits,
+            timeout=timeout,
+            doubtful=kind == "client_abandons",
         )
         self.v1_sent.append((key, raw, _ids(body), "conversion"))
 
@@ -488,6 +519,45 @@ class LoadClient:
 
     def op_fault_accept_reset(self) -> None:
         self._header_fault("fault_accept_reset", "accept-then=reset", (None,), True)
+
+    def op_fault_empty(self) -> None:
+        self._header_fault("fault_empty", "empty", (None,), False)
+
+    def op_fault_stall(self) -> None:
+        self._header_fault("fault_stall", "stall=0.3", (None,), False)
+
+    def op_client_abandons(self) -> None:
+        # "delay only: processed and committed as normal (even if the client gave up meanwhile)"
+        self._header_fault("client_abandons", "delay=0.4", (None,), False, timeout=0.1)
+
+    def op_read_back(self) -> None:
+        """Read your write: the row of a 200 is listed by the admin API at once, whichever
+        worker answers the admin call ("reads are consistent as soon as the Event API response
+        has been sent", docs/api.md section 7)."""
+        body = batch(self.rng.randint(1, 3))
+        key, raw = str(uuid.uuid4()), json.dumps(body).encode()
+        s = self.send(
+            "read_back", "/v1/events", raw, self._v1_headers(key), key=key, events=_ids(body)
+        )
+        self.v1_sent.append((key, raw, _ids(body), "conversion"))
+        if s.status != 200:
+            return
+        try:
+            listing = self.http.get(
+                f"{self.run.url}/__admin/requests",
+                params={"idempotencyKey": key, "limit": 5},
+                timeout=REQUEST_TIMEOUT,
+            )
+            ids = [row["id"] for row in listing.json()["requests"]]
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            if not self.run.killed.is_set():
+                self.problems.append(f"{s.seq} read_back: admin lookup failed: {exc}")
+            return
+        if ids != [s.request_id]:
+            self.problems.append(
+                f"{s.seq} read_back: request {s.request_id} answered 200, the admin API right "
+                f"after lists {ids} for its key ({listing.status_code})"
+            )
 
     def op_rule_every3(self) -> None:
         body = batch(2, "rule_every3")
@@ -656,6 +726,17 @@ def export_rows(mock: MockServer, namespace: str = "default") -> list[dict[str, 
     )
     response.raise_for_status()
     return [json.loads(line) for line in response.iter_lines() if line]
+
+
+def wait_for_rows(mock: MockServer, rows: int, timeout: float = REQUEST_TIMEOUT) -> int:
+    """Poll /__admin/health until the journal holds ``rows`` requests (an abandoned request is
+    committed after its client moved on); returns the count seen last."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = int(mock.admin("GET", "health").json()["journal"]["requests"])
+        if count >= rows or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)  # polling interval
 
 
 def paged_request_ids(mock: MockServer, namespace: str = "default") -> list[int]:
@@ -980,8 +1061,11 @@ def reconcile(
                             f"{s.seq}: event {ceid} in unprocessedRecords, journal says "
                             f"{outcomes.get(ceid)}"
                         )
+        elif s.doubtful:
+            if row["status"] not in (200, 409):
+                problem(f"{s.seq} {s.kind}: abandoned, journal has {row['status']} {row['code']}")
         elif not s.in_flight:
-            if row["status"] != 0 or row["code"] not in ("ConnectionReset", "EmptyReply"):
+            if row["status"] != 0 or row["code"] not in NO_ANSWER_CODES:
                 problem(f"{s.seq} {s.kind}: no answer, journal has {row['status']} {row['code']}")
             if s.unseen and not (row.get("fault") or {}).get("committed"):
                 problem(f"{s.seq} {s.kind}: expected committed, journal fault {row.get('fault')}")
@@ -999,7 +1083,8 @@ def reconcile(
         expected.update(s.accepted)
         expected.update(s.unseen)
     in_flight_journaled = [by_seq[s.seq] for s in in_flight if s.seq in by_seq]
-    for row in in_flight_journaled:
+    doubtful = [by_seq[s.seq] for s in log if s.doubtful and s.seq in by_seq]
+    for row in in_flight_journaled + doubtful:
         expected.update(
             e["clientEventId"] for e in row["events"] if e["outcome"] in ("accepted", "duplicate")
         )
@@ -1143,7 +1228,17 @@ def reconcile(
         "inFlightAtKill": len(in_flight),
         "inFlightJournaled": len(in_flight_journaled),
         "answered": len(answered),
-        "noAnswerByFault": sum(1 for s in log if s.status is None and not s.in_flight),
+        "noAnswerByFault": sum(
+            1 for s in log if s.status is None and not s.in_flight and not s.doubtful
+        ),
+        "abandonedByClient": sum(1 for s in log if s.doubtful),
+        "abandonedCommitted": sum(1 for row in doubtful if _committed(row)),
+        "eventsCommittedByAbandoned": sum(
+            1
+            for row in doubtful
+            for e in row["events"]
+            if e["outcome"] in ("accepted", "duplicate")
+        ),
         "byKind": dict(sorted(Counter(s.kind for s in log).items())),
         "byStatus": {str(k): v for k, v in sorted(Counter(s.status or 0 for s in log).items())},
         "eventsSeenAccepted": sum(len(s.accepted) for s in log),

@@ -39,6 +39,7 @@ from tests.hardening.loadgen import (
     reconcile,
     record_figures,
     run_load,
+    wait_for_rows,
 )
 
 # Read at import: the suite's autouse fixture scrubs ROKT_MOCK_* from the environment.
@@ -58,6 +59,7 @@ def test_load_without_loss(tmp_path: Path, workers: int) -> None:
         installed = mock.admin("POST", "faults", json={"rules": RULES, "seed": 7})
         assert installed.status_code == 201, installed.text
         result = run_load(mock.url, clients=CLIENTS, seconds=LOAD_SECONDS, seed=workers)
+        wait_for_rows(mock, len(result.log))
         report = reconcile(mock, result.log, journal=journal, rules=RULES)
         pids = pids_by_request_id(mock.output)
     integrity = integrity_check(journal)
@@ -85,7 +87,8 @@ def test_load_without_loss(tmp_path: Path, workers: int) -> None:
         f"load {mode}: {figures['requestsSent']} requests sent in {figures['seconds']} s "
         f"({figures['requestsPerSecond']} req/s), {figures['journalRows']} journaled, "
         f"{figures['eventsSeenAccepted']} events seen accepted + "
-        f"{figures['eventsCommittedUnseen']} committed by accept-then = "
+        f"{figures['eventsCommittedUnseen']} committed by accept-then + "
+        f"{figures['eventsCommittedByAbandoned']} by abandoned requests = "
         f"{figures['deliveriesJournaled']} deliveries journaled "
         f"({figures['eventsAccepted']} accepted, {figures['eventsDuplicate']} duplicates), "
         f"{figures['raceSlotsExactlyOne200']}/{figures['raceSlots']} race slots with one 200, "
