@@ -44,8 +44,9 @@ from tests.hardening.loadgen import (
 
 CRASHES = int(os.environ.get("ROKT_MOCK_CRASHES") or 3)
 CLIENTS = 32
-#: Kill once the clients have had this many answers (bounded by KILL_DEADLINE seconds).
-ANSWERS_BEFORE_KILL = 1200
+#: Kill once the clients have had this many answers (bounded by KILL_DEADLINE seconds): in
+#: the middle of the load, a moment after a restart, and deeper in (cycle i uses entry i % 3).
+ANSWERS_BEFORE_KILL = (1200, 100, 2500)
 KILL_DEADLINE = 30.0
 #: Worker count of the server under each crash, then of the server that checks the last one.
 MODES = [2, 1]
@@ -102,7 +103,8 @@ def test_kill_9_under_load_loses_no_answered_request(tmp_path: Path) -> None:
             )
             load = Load(run, CLIENTS, prefix=f"k{crash}c").start()
             deadline = time.monotonic() + KILL_DEADLINE
-            while load.answered() < ANSWERS_BEFORE_KILL and time.monotonic() < deadline:
+            threshold = ANSWERS_BEFORE_KILL[crash % len(ANSWERS_BEFORE_KILL)]
+            while load.answered() < threshold and time.monotonic() < deadline:
                 time.sleep(0.05)  # polling the clients' progress, not a synchronisation
             run.killed.set()
             killed = kill_group(mock)

@@ -77,6 +77,11 @@ class Answer:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
     journal = tmp_path_factory.mktemp("race") / "journal.sqlite3"
     with start_mock("--workers", str(WORKERS), journal=journal) as mock:
+        # /__admin/health answers as soon as the first worker does; the others may still be
+        # forking, so wait until every one of them exists
+        deadline = time.monotonic() + 20
+        while len(worker_pids(mock.proc.pid)) < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval
         yield mock
     record_figures("race", FIGURES)
 
@@ -262,6 +267,48 @@ def test_same_key_racing_on_two_workers_gives_exactly_one_200(server: MockServer
     assert all(a.pid is not None for a in every_answer), "a connection's worker was not found"
     assert len({a.pid for a in every_answer}) == WORKERS
     assert cross, f"no round was answered by two workers: {rounds}"
+
+
+def test_same_key_racing_with_accept_then_faults_commits_once(server: MockServer) -> None:
+    """Half the racers ask for ``accept-then=500`` (commit, then answer 500): still exactly one
+    commit per key, whether the winner is a plain racer (200) or a faulted one (500 with
+    ``details.fault.committed``), and every other racer gets 409 naming it."""
+    namespace = "race-accept-then"
+    token = Client(server).token()
+    winners = Counter()
+    for _ in range(6):
+        key = str(uuid.uuid4())
+        body = json.dumps(body_of(2)).encode()
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Charset": "utf-8",
+            "Rokt-Version": "2020-05-21",
+            "Idempotency-Key": key,
+        }
+        sends = [
+            (
+                f"/ns/{namespace}/v1/events",
+                body,
+                {**headers, "X-Rokt-Mock-Fault": "accept-then=500"} if i % 2 else headers,
+            )
+            for i in range(RACERS)
+        ]
+        answers = race(server, sends)
+        commits = [
+            a for a in answers if a.status == 200 or (a.details.get("fault") or {}).get("committed")
+        ]
+        assert len(commits) == 1, Counter(a.status for a in answers)
+        (commit,) = commits
+        winners["faulted" if commit.status == 500 else "plain"] += 1
+        others = [a for a in answers if a is not commit]
+        assert {a.status for a in others} == {409}
+        assert {a.details["originalRequestId"] for a in others} == {commit.request_id}
+    events = server.admin("GET", "events", params={"namespace": namespace}).json()
+    assert events["total"] == 6 * 2
+    assert {e["deliveries"] for e in events["events"]} == {1}
+    FIGURES["sameKeyWithAcceptThen"] = {"rounds": 6, "racers": RACERS, "winners": dict(winners)}
+    print(f"\nrace same key with accept-then racers: one commit in 6/6 rounds, winners {winners}")
 
 
 def _post_rule(server: MockServer, namespace: str, rule: dict[str, Any]) -> None:
