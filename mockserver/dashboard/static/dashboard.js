@@ -54,6 +54,7 @@
     clock: null,
     clockAt: 0,
     rules: [],
+    rulesAt: 0,
     scenarios: [],
     announced: '',
     lastAnnounce: 0,
@@ -283,6 +284,7 @@
     state.timeline = [];
     state.cursor = -1;
     signatures.clear();
+    state.rulesAt = 0;
   }
 
   function updateExportLinks() {
@@ -322,8 +324,10 @@
       const jobs = [refreshSummary()];
       if (state.view === 'overview') jobs.push(refreshFunnel(), refreshTimeline());
       if (state.view === 'requests') jobs.push(refreshRequests());
-      jobs.push(refreshRules());
-      if (state.view === 'faults') jobs.push(refreshClock());
+      // GET /__admin/faults takes the journal's write lock (it expires rules), so other views
+      // refresh the rule count for the navigation badge only every ten seconds.
+      if (state.view === 'faults') jobs.push(refreshRules(), refreshClock());
+      else if (Date.now() - state.rulesAt > 10000) jobs.push(refreshRules());
       await Promise.all(jobs);
       $('#live-status').textContent = `updated ${clock(new Date().toISOString())}`;
       if ($('#alert-token').hidden) hideAlert(); // a token alert stays until a token is given
@@ -738,7 +742,7 @@
     const out = [];
     const o = outcomeOf({ ...row, outcomes: countOutcomes(row.events) });
     const facts = [
-      ['Answer', el('span', {}, badge({ ...row, outcomes: countOutcomes(row.events) }), row.code ? '' : '')],
+      ['Answer', badge({ ...row, outcomes: countOutcomes(row.events) })],
       ['Request', `${row.method} ${row.path}`],
       ['Namespace', row.namespace],
       ['Received', `${clock(row.wallTime)} (${row.wallTime})`],
@@ -932,6 +936,7 @@
   async function refreshRules() {
     const data = await api('/faults', { params: nsParams() });
     state.rules = data.rules;
+    state.rulesAt = Date.now();
     const own = state.rules.length;
     $('#fault-count').textContent = own ? String(own) : '';
     $('#fault-count').setAttribute('aria-label', own ? `${own} active rule${own === 1 ? '' : 's'}` : '');
