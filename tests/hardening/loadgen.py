@@ -348,10 +348,8 @@ class LoadClient:
             )
         if s.request_id is None:
             self.problems.append(f"{s.seq} {kind}: answer {s.status} without {REQUEST_ID}")
-        # Known: accept-then answers leave details.requestId out (test_load.py has the strict
-        # xfail); any other mismatch would mean a body naming another request.
-        known = s.body_request_id is None and bool(s.fault and s.fault.get("committed"))
-        if isinstance(data, dict) and s.body_request_id != s.request_id and not known:
+        # The body names the same journal row as the header (else it describes another request)
+        if isinstance(data, dict) and s.body_request_id != s.request_id:
             self.problems.append(
                 f"{s.seq} {kind}: details.requestId {s.body_request_id}, header {s.request_id}"
             )
