@@ -264,7 +264,7 @@ def _handle(version: str, namespace: str) -> Any:
         answer=answer,
         refusal=refusal,
     )
-    g.journaled = result.request_id
+    g.journaled = g.request_id = result.request_id  # error bodies from here on name it
     if result.reused is not None:
         original, differs = result.reused
         raise IdempotencyKeyReused(

@@ -11,10 +11,12 @@ broken schema or journal stops the start with a clear message instead of a worke
 
 from __future__ import annotations
 
+import ast
 import ipaddress
 import json
 import logging
 import os
+import re
 from typing import Any
 
 from gunicorn import util as gunicorn_util
@@ -30,6 +32,7 @@ from .faults.scenario import load as load_scenario
 from .journal import Journal
 from .schemas import load_schemas
 from .settings import ConfigError, Settings
+from .worker import worker_class
 
 log = logging.getLogger("rokt_mock")
 
@@ -53,12 +56,32 @@ _HTTP_LAYER_CODES = {
 }
 
 
+_TOKEN_LIST = re.compile(
+    r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*\Z"
+)
+
+
+def _quoted(mesg: str) -> str:
+    """The header value inside gunicorn's ``Unsupported transfer coding: 'x'`` message."""
+    _, _, rest = mesg.partition(": ")
+    try:
+        value = ast.literal_eval(rest)
+    except (ValueError, SyntaxError):
+        return rest
+    return value if isinstance(value, str) else rest
+
+
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's answer to a request it cannot parse, in our envelope instead of HTML.
 
     Such a request never reaches the app (a bad request line, a header gunicorn refuses), so
     it is not journaled; a sender still gets a JSON body its error handling can read.
     """
+    if status_int == 501 and not _TOKEN_LIST.match(_quoted(mesg)):
+        # gunicorn says 501 for any Transfer-Encoding it does not know, but a value that is
+        # not even a list of tokens (empty, "a,,b", "(x)") is the sender's mistake: 400.
+        status_int, reason = 400, "Bad Request"
+        mesg = f"malformed Transfer-Encoding: {mesg}"
     body = json.dumps(
         {"data": {"code": _HTTP_LAYER_CODES.get(status_int, "MalformedRequest"), "message": mesg}}
     )
@@ -124,7 +147,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": [f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"],
             "workers": s.workers,
-            "worker_class": "gthread",
+            # gthread with a gate: a thread only for a complete request head (worker.py)
+            "worker_class": worker_class(),
             "threads": s.threads,
             "keepalive": 5,
             # Faults stall answers on purpose; the worker's heartbeat runs on its own thread,
