@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 try:  # POSIX; elsewhere writers fall back to SQLite's own busy handler
     import fcntl
@@ -297,6 +297,25 @@ def _dumps(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+T = TypeVar("T")
+
+
+class _RollBack(Exception):
+    """Internal: undo a one-piece group whose work raised (its error goes to its caller)."""
+
+
+class _Pending:
+    """One thread's piece of a group commit."""
+
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
+        self.work = work
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class Journal:
     """The SQLite store behind one mock process; thread-safe.
 
@@ -318,6 +337,9 @@ class Journal:
         self._readers = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_pid = os.getpid()
+        #: Writes waiting for the next group commit (see :meth:`write`).
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
         memory = path == ":memory:"
         if not memory:
@@ -412,6 +434,65 @@ class Journal:
     def transaction(self) -> Journal._Tx:
         """A write transaction (``BEGIN IMMEDIATE``), committed on normal exit."""
         return Journal._Tx(self)
+
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(db)`` in a write transaction, committed before this returns.
+
+        Group commit: threads that arrive while another thread's transaction is open queue
+        their work; the next thread to get the write lock runs every queued piece in one
+        transaction (each under its own savepoint, so one failing piece rolls back alone) and
+        commits once. Each caller still returns only after the commit that holds its rows,
+        so "journaled before the answer" holds; under load a commit (and the cross-process
+        lock) is paid per group instead of per request. Pieces run in arrival order, so an
+        idempotency key checked by a later piece sees an earlier piece's insert.
+        """
+        if self._tx_owner == threading.get_ident():  # already inside a transaction
+            return work(self._db)
+        item: _Pending = _Pending(work)
+        with self._queue_lock:
+            self._queue.append(item)
+        with self._lock:
+            if not item.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._run_group(batch)
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[no-any-return]
+
+    def _run_group(self, batch: list[_Pending]) -> None:
+        try:
+            with self.transaction() as db:
+                for item in batch:
+                    if len(batch) == 1:
+                        self._run_one(item, db)
+                        continue
+                    db.execute("SAVEPOINT piece")
+                    if self._run_one(item, db):
+                        db.execute("RELEASE piece")
+                    else:
+                        db.execute("ROLLBACK TO piece")
+                        db.execute("RELEASE piece")
+                if len(batch) == 1 and batch[0].error is not None:
+                    raise _RollBack
+        except _RollBack:
+            pass
+        except BaseException as exc:  # the commit itself failed: nothing of the group holds
+            for item in batch:
+                if item.error is None:
+                    item.error = exc
+        finally:
+            for item in batch:
+                item.done = True
+
+    @staticmethod
+    def _run_one(item: _Pending, db: sqlite3.Connection) -> bool:
+        try:
+            item.result = item.work(db)
+            return True
+        except BaseException as exc:
+            item.error = exc
+            return False
 
     def _reader(self) -> sqlite3.Connection | None:
         """This thread's read connection, or ``None`` when reads must use the writer."""
@@ -542,11 +623,14 @@ class Journal:
 
     def record(self, rec: RequestRecord, events: Sequence[EventRecord] = ()) -> int:
         """Commit a request that was refused as a whole; its events are ``refused``."""
-        with self.transaction() as db:
+
+        def work(db: sqlite3.Connection) -> int:
             request_id = self._insert_request(db, rec)
             if events:
                 self._insert_events(db, request_id, rec, events, ["refused"] * len(events))
-        return request_id
+            return request_id
+
+        return self.write(work)
 
     def commit_batch(
         self,
@@ -567,7 +651,8 @@ class Journal:
         accept-then-fail fault, which commits exactly like a 200 but answers something else.
         ``refusal(status, code)`` gives the body journaled when the batch is refused instead.
         """
-        with self.transaction() as db:
+
+        def work(db: sqlite3.Connection) -> BatchResult:
             key = rec.idempotency_key
             if key is not None:
                 row = db.execute(
@@ -636,6 +721,8 @@ class Journal:
                     (rec.namespace, rec.credential or "", key, request_id, rec.body_sha256, rec.at),
                 )
             return BatchResult(request_id, outcomes=outcomes)
+
+        return self.write(work)
 
     @staticmethod
     def _delivered(db: sqlite3.Connection, namespace: str, account: str, ids: set[str]) -> set[str]:

@@ -36,6 +36,7 @@ EVENT_FIELDS = frozenset({"clientEventId", "eventType", "eventTime", "metaData",
 BODY_FIELDS = frozenset({"accountId", "events"})
 ATTRIBUTE_FIELDS = frozenset({"name", "value"})
 IDENTIFIERS = frozenset({"email", "emailsha256", "passbackconversiontrackingid", "rokttrackingid"})
+_EMPTY: frozenset[str] = frozenset()
 _HEX64 = re.compile(r"[0-9A-Fa-f]{64}\Z")
 _JSON_TYPES = {
     dict: "an object",
@@ -425,10 +426,14 @@ class Contract:
                 items = event.get(list_name)
                 if not isinstance(items, list):
                     continue
-                # Set comparisons in C: the common case (only name and value) costs one
-                # operation per attribute instead of a Python loop over its keys.
-                if all(type(it) is not dict or it.keys() <= ATTRIBUTE_FIELDS for it in items):
-                    continue
+                # The common case in C: the union of every attribute's keys is within
+                # {name, value}. Items that are not objects (a schema error already) make
+                # the union fail or look wrong; the loop below then judges item by item.
+                try:
+                    if ATTRIBUTE_FIELDS.issuperset(_EMPTY.union(*items)):
+                        continue
+                except TypeError:
+                    pass
                 for j, item in enumerate(items):
                     if not isinstance(item, dict):
                         continue
@@ -445,15 +450,15 @@ class Contract:
                             )
             object_data = event.get("objectData")
             # name (lower-cased) -> (index, value) of its first occurrence
-            names: dict[str, Any] = (
-                {
-                    name.lower(): (j, item.get("value"))
-                    for j, item in reversed(list(enumerate(object_data)))
-                    if isinstance(item, dict) and isinstance(name := item.get("name"), str)
-                }
-                if isinstance(object_data, list)
-                else {}
-            )
+            names: dict[str, Any] = {}
+            if isinstance(object_data, list):
+                for j, item in enumerate(object_data):
+                    if type(item) is dict:
+                        name = item.get("name")
+                        if type(name) is str:
+                            lowered = name.lower()
+                            if lowered not in names:
+                                names[lowered] = (j, item.get("value"))
             sha = names.get("emailsha256")
             if sha is not None and not (isinstance(sha[1], str) and _HEX64.match(sha[1])):
                 out.append(
