@@ -101,7 +101,11 @@ _NAMESPACE = re.compile(r"\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _namespace(default: str = "default") -> str:
-    value = request.args.get("namespace") or default
+    value = request.args.get("namespace")
+    if value is None:
+        value = default
+    # An empty value is refused rather than read as absent: where absent means "every
+    # namespace" (reset, DELETE journal), a script with an empty variable would wipe them all.
     if not _NAMESPACE.fullmatch(value):
         raise _bad(
             "namespace",

@@ -23,7 +23,12 @@ _KEY = "clock"
 def iso(ts: float) -> str:
     """RFC 3339 UTC with milliseconds, the format Rokt's samples use."""
     moment = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # four-digit year by hand: strftime's %Y does not pad years before 1000 on glibc
+    return (
+        f"{moment.year:04d}"
+        + moment.strftime("-%m-%dT%H:%M:%S.")
+        + (f"{moment.microsecond // 1000:03d}Z")
+    )
 
 
 _REAL: dict[str, Any] = {"offset": 0.0, "frozen_at": None}

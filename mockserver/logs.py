@@ -233,7 +233,7 @@ def _emit(response: Response, path: str, level: int) -> None:
         "code": outcome.get("code"),
         "fault": note.get("kind") if isinstance(note, dict) else None,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
-        "request_id": int(request_id) if request_id and request_id.isdigit() else None,
+        "request_id": int(request_id) if request_id and request_id.isdecimal() else None,
         "events": len(doc["events"])
         if isinstance(doc, dict) and isinstance(doc.get("events"), list)
         else None,

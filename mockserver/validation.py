@@ -60,7 +60,8 @@ def pointer(path: list[Any] | tuple[Any, ...]) -> str:
 def _order(violation: Violation) -> tuple[tuple[int, int | str], ...]:
     """Document order: ``/events/2`` before ``/events/10`` (numbers compare as numbers)."""
     return tuple(
-        (0, int(part)) if part.isdigit() else (1, part) for part in violation.pointer.split("/")
+        (0, int(part)) if part.isascii() and part.isdigit() else (1, part)
+        for part in violation.pointer.split("/")
     )
 
 

@@ -73,7 +73,7 @@ def _yaml_line(root: Any, parts: list[str]) -> int | None:
     for part in parts:
         if isinstance(node, yaml.MappingNode):
             child = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+        elif isinstance(node, yaml.SequenceNode) and part.isdecimal() and int(part) < len(node.value):
             child = node.value[int(part)]
         else:
             child = None
@@ -86,7 +86,7 @@ def _yaml_line(root: Any, parts: list[str]) -> int | None:
 
 def _toml_line(text: str, parts: list[str]) -> int | None:
     lines = text.splitlines()
-    if len(parts) >= 2 and parts[0] == "rules" and parts[1].isdigit():
+    if len(parts) >= 2 and parts[0] == "rules" and parts[1].isdecimal():
         headers = [i for i, line in enumerate(lines) if re.match(r"\s*\[\[\s*rules\s*\]\]", line)]
         index = int(parts[1])
         if index >= len(headers):
@@ -94,7 +94,7 @@ def _toml_line(text: str, parts: list[str]) -> int | None:
         start = headers[index]
         end = headers[index + 1] if index + 1 < len(headers) else len(lines)
         for key in reversed(parts[2:]):
-            if key.isdigit():
+            if key.isdecimal():
                 continue
             for i in range(start, end):
                 if re.match(rf"\s*(\S*\.)?{re.escape(key)}\s*=", lines[i]) or re.search(

@@ -28,10 +28,10 @@ Left out on purpose, so that a failure always means a real disagreement:
 - ``accountId`` is pinned to the demo account, the only one the demo credentials may post to,
   so valid cases reach validation, idempotency and the journal instead of stopping at 403.
 
-Known issues, each with a strict-xfail test below that fails once it is fixed (then remove the
-xfail and its patch): ``KNOWN_SPEC_PATCHES`` bend the copy to what the server does where the
-spec is wrong or silent, and ``_hits_known_bug`` filters the inputs that trip reported server
-bugs, so the run can still find new ones.
+Disagreements found by this run were fixed in the spec or the server; the tests below the run
+pin each one. Should a new one appear, ``KNOWN_SPEC_PATCHES`` (bend the copy to the server) and
+``_hits_known_bug`` (filter inputs that trip a reported server bug) keep the run able to find
+others while it is fixed, each with a strict-xfail test.
 """
 
 from __future__ import annotations
@@ -114,69 +114,20 @@ def _query_parameters(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str
                     yield path, method, parameter
 
 
-def _empty_query_values_mean_absent(spec: dict[str, Any]) -> None:
-    seen: set[int] = set()
-    for _, _, parameter in _query_parameters(spec):
-        if id(parameter) not in seen:
-            seen.add(id(parameter))
-            parameter["schema"] = {"anyOf": [{"const": ""}, parameter["schema"]]}
-
-
-def _rokt_version_values(spec: dict[str, Any]) -> None:
-    spec["components"]["parameters"]["RoktVersion"]["schema"]["enum"] = ["2020-05-21", ""]
-
-
 SERVER_INTEGER_RANGES = {
     ("/__admin/requests", "before"): (1, 2**62),
     ("/__admin/events", "minDeliveries"): (1, 2**31),
     ("/__admin/events", "offset"): (0, 2**62),
 }
 
-
-def _admin_integer_bounds(spec: dict[str, Any]) -> None:
-    for path, _, parameter in _query_parameters(spec):
-        bounds = SERVER_INTEGER_RANGES.get((path, parameter["name"]))
-        if bounds is not None:
-            schema = parameter["schema"]
-            target = schema["anyOf"][1] if "anyOf" in schema else schema
-            target["minimum"], target["maximum"] = bounds
-
-
 #: The server's values for GET /__admin/requests?fault= (mockserver/admin.py, _FAULT_FILTERS).
 FAULT_FILTERS = sorted({"any", "delay", *OUTCOMES})
 
-
-def _fault_filter_values(spec: dict[str, Any]) -> None:
-    for path, _, parameter in _query_parameters(spec):
-        if (path, parameter["name"]) == ("/__admin/requests", "fault"):
-            schema = parameter["schema"]
-            (schema["anyOf"][1] if "anyOf" in schema else schema)["enum"] = FAULT_FILTERS
-
-
 CENTURY = 100 * 365 * 86400
 
-
-def _clock_advance_bounds(spec: dict[str, Any]) -> None:
-    advance = spec["components"]["schemas"]["ClockUpdate"]["properties"]["advance"]
-    advance.update(minimum=-CENTURY, maximum=CENTURY)
-
-
-def _namespace_404_on_events(spec: dict[str, Any]) -> None:
-    not_found = spec["paths"]["/ns/{namespace}/auth/oauth2/token"]["post"]["responses"]["404"]
-    for path in ("/ns/{namespace}/v1/events", "/ns/{namespace}/v2/events"):
-        spec["paths"][path]["post"]["responses"].setdefault("404", copy.deepcopy(not_found))
-
-
-#: Where the published spec disagrees with the server, the copy follows the server (each has
-#: a strict-xfail test below naming the fix; all are idempotent once the spec is fixed).
-KNOWN_SPEC_PATCHES: list[Callable[[dict[str, Any]], None]] = [
-    _empty_query_values_mean_absent,
-    _rokt_version_values,
-    _admin_integer_bounds,
-    _fault_filter_values,
-    _clock_advance_bounds,
-    _namespace_404_on_events,
-]
+#: Where the published spec disagreed with the server, a patch here bent the copy to the
+#: server until the spec was fixed (each with a strict-xfail test below); none is left.
+KNOWN_SPEC_PATCHES: list[Callable[[dict[str, Any]], None]] = []
 
 
 def spec_under_test() -> dict[str, Any]:
@@ -249,26 +200,13 @@ def conformance() -> Iterator[MockServer]:
         server.stop()
 
 
-# -- known server bugs: inputs filtered out of the run (each has an xfail test below) ----------
+# -- inputs filtered out of the run -------------------------------------------------------------
 
-YEAR_1000 = -30610224000.0  # 1000-01-01T00:00:00Z
+FIRST_CLOCK_SECOND = -62135596800 + 86400  # the server keeps its clock off the first day of 1
 LAST_CLOCK_SECOND = 253402300799 - 86400  # the server keeps its clock off the last day of 9999
 
 
-def _keys(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _keys(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _keys(item)
-
-
 def _hits_known_bug(case: Any) -> bool:
-    # test_unknown_field_named_with_superscript_digits: "¹".isdigit() but int("¹") fails
-    if any(key.isdigit() and not key.isdecimal() for key in _keys(case.body)):
-        return True
     if case.operation.path == "/__admin/clock" and case.method.upper() == "POST":
         body = case.body if isinstance(case.body, dict) else {}
         start = parse_rfc3339(body["now"]) if isinstance(body.get("now"), str) else None
@@ -279,9 +217,8 @@ def _hits_known_bug(case: Any) -> bool:
             and not isinstance(advance, bool)
         ):
             target = start + advance
-            # test_clock_before_year_1000_is_written_in_rfc3339 (the bug), and the server's
-            # bounds on now + advance, which JSON Schema cannot state (a limit, not a bug)
-            if not YEAR_1000 <= target < LAST_CLOCK_SECOND:
+            # the server's bounds on now + advance, which JSON Schema cannot state
+            if not FIRST_CLOCK_SECOND < target < LAST_CLOCK_SECOND:
                 return True
     return False
 
@@ -367,10 +304,6 @@ def _spec_allows(schema: dict[str, Any], value: Any) -> bool:
     return validator.is_valid(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: Rokt-Version is any string, the server refuses all but 2020-05-21; reported",
-)
 def test_spec_lists_the_rokt_versions_the_server_accepts(mock: MockServer) -> None:
     """Repro: ``curl -u rpub-demo-0001:rsec-demo-0001 -H 'Rokt-Version: 1999-01-01'
     -H 'Content-Type: application/json' -d @fixtures/payloads/valid/conversion-purchase.json
@@ -383,31 +316,23 @@ def test_spec_lists_the_rokt_versions_the_server_accepts(mock: MockServer) -> No
     assert _spec_allows(schema, "2020-05-21")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: empty admin query values are refused by the spec, treated as absent by the "
-    "server; reported",
-)
-def test_spec_allows_the_empty_query_values_the_server_accepts(mock: MockServer) -> None:
-    """Repro: ``curl "$MOCK/__admin/requests?status=&limit=&since="`` answers 200 (the server
-    reads an empty value as absent, for every admin query parameter), while the spec's patterns,
-    formats and integer types refuse "". The spec should say that empty means absent."""
+def test_spec_and_server_agree_on_empty_query_values(mock: MockServer) -> None:
+    """An empty admin query value means "absent" (``?status=&limit=&since=`` is a 200), in
+    the server and in the spec, except ``namespace``: there both refuse it (400), since an
+    absent namespace means every namespace on reset and DELETE journal."""
     disagreements = []
     for path, method, parameter in _query_parameters(PUBLISHED):
         if method != "get":
             continue
-        response = mock.session.get(f"{mock.url}{path}", params={parameter["name"]: ""}, timeout=30)
-        assert response.status_code == 200, (path, parameter["name"], response.text[:300])
-        if not _spec_allows(parameter["schema"], ""):
-            disagreements.append(f"GET {path}?{parameter['name']}=")
+        name = parameter["name"]
+        response = mock.session.get(f"{mock.url}{path}", params={name: ""}, timeout=30)
+        expected = 400 if name == "namespace" else 200
+        assert response.status_code == expected, (path, name, response.text[:300])
+        if _spec_allows(parameter["schema"], "") != (expected == 200):
+            disagreements.append(f"GET {path}?{name}=")
     assert not disagreements, disagreements
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: admin integer parameters lack the server's bounds (before=0 is refused); "
-    "reported",
-)
 @pytest.mark.parametrize(("path", "name"), sorted(SERVER_INTEGER_RANGES))
 def test_spec_states_the_bounds_of_admin_integers(mock: MockServer, path: str, name: str) -> None:
     """Repro: ``curl "$MOCK/__admin/requests?before=0"`` answers 400 (query.before) for a value
@@ -420,11 +345,6 @@ def test_spec_states_the_bounds_of_admin_integers(mock: MockServer, path: str, n
         assert _spec_allows(schema, value) == accepted, (name, value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: GET /__admin/requests?fault= is any string, the server takes a fixed list; "
-    "reported",
-)
 def test_spec_lists_the_fault_filters_the_server_accepts(mock: MockServer) -> None:
     """Repro: ``curl "$MOCK/__admin/requests?fault=bogus"`` answers 400 (query.fault) for a
     value the spec allows; the spec should list the server's values as an enum."""
@@ -437,11 +357,6 @@ def test_spec_lists_the_fault_filters_the_server_accepts(mock: MockServer) -> No
     assert not _spec_allows(schema, "bogus")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: ClockUpdate.advance has no bounds, the server refuses more than a century; "
-    "reported",
-)
 def test_spec_states_the_bounds_of_clock_advance(mock: MockServer) -> None:
     """Repro: ``curl -X POST $MOCK/__admin/clock -H 'Content-Type: application/json'
     -d '{"advance": 4e9}'`` answers 400 for a body the spec allows."""
@@ -452,11 +367,6 @@ def test_spec_states_the_bounds_of_clock_advance(mock: MockServer) -> None:
     assert _spec_allows(schema, {"advance": CENTURY})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: /ns/{namespace}/v1|v2/events do not document the 404 for a bad namespace; "
-    "reported",
-)
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_spec_documents_404_for_a_bad_namespace(mock: MockServer, api: str) -> None:
     """Repro: ``curl -X POST $MOCK/ns/%2A/v2/events`` answers 404 NotFound, a status the
@@ -469,11 +379,6 @@ def test_spec_documents_404_for_a_bad_namespace(mock: MockServer, api: str) -> N
 # -- server bugs the run found --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server: an unknown field named with superscript digits ('¹') answers 500 "
-    "(validation._order: str.isdigit then int()); reported",
-)
 @pytest.mark.parametrize("where", ["event", "top"])
 def test_unknown_field_named_with_superscript_digits(mock: MockServer, where: str) -> None:
     """Repro: ``curl -u rpub-demo-0001:rsec-demo-0001 -H 'Content-Type: application/json'
@@ -487,11 +392,6 @@ def test_unknown_field_named_with_superscript_digits(mock: MockServer, where: st
     assert ("/\u00b9" if where == "top" else "/events/0/\u00b9") in pointers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server: times before the year 1000 are written without zero padding "
-    "('415-06-19T...'), not RFC 3339; reported",
-)
 def test_clock_before_year_1000_is_written_in_rfc3339(mock: MockServer) -> None:
     """Repro: ``curl -X POST $MOCK/__admin/clock -H 'Content-Type: application/json'
     -d '{"now": "0415-06-19T21:47:49Z", "frozen": true}'`` answers
@@ -501,11 +401,6 @@ def test_clock_before_year_1000_is_written_in_rfc3339(mock: MockServer) -> None:
     assert response.json()["now"] == "0415-06-19T21:47:49.000Z"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server: an empty namespace= on POST /__admin/reset or DELETE /__admin/journal "
-    "acts on every namespace; reported",
-)
 @pytest.mark.parametrize(("method", "path"), [("POST", "reset"), ("DELETE", "journal")])
 def test_empty_namespace_does_not_wipe_every_namespace(
     mock: MockServer, method: str, path: str
