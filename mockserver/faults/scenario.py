@@ -73,7 +73,9 @@ def _yaml_line(root: Any, parts: list[str]) -> int | None:
     for part in parts:
         if isinstance(node, yaml.MappingNode):
             child = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and part.isdecimal() and int(part) < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and part.isdecimal() and int(part) < len(node.value)
+        ):
             child = node.value[int(part)]
         else:
             child = None
