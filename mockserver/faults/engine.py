@@ -256,6 +256,13 @@ class FaultEngine:
             db.execute("DELETE FROM rate_buckets WHERE namespace=?", (namespace,))
 
     def _expire(self, now: float) -> None:
+        # A read first: listing rules (the dashboard polls it) takes the write lock only when
+        # a rule has actually expired.
+        if not self.journal.query(
+            "SELECT 1 FROM fault_rules WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1",
+            (now,),
+        ):
+            return
         with self.journal.transaction() as db:
             expired = db.execute(
                 "SELECT scope, id FROM fault_rules"
