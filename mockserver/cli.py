@@ -135,7 +135,8 @@ def validate(
         try:
             raw = Path(name).read_bytes()
         except OSError as exc:
-            raise click.FileError(name, exc.strerror) from None
+            # a usage error (exit 2), like every other bad argument; 1 means "not accepted"
+            raise click.BadParameter(f"{name}: {exc.strerror}", param_hint="FILES") from None
         report: dict[str, Any] = {"file": name}
         try:
             doc = parse_json(raw)

@@ -531,7 +531,7 @@ def test_validate_usage_errors_exit_2(tmp_path: Path) -> None:
     valid = str(VALID[0])
     assert cli("validate", "--now", "tomorrow", valid).returncode == 2
     missing = cli("validate", str(tmp_path / "missing.json"))
-    assert missing.returncode != 0
+    assert missing.returncode == 2  # a usage error; 1 means "not accepted"
     assert "missing.json" in missing.stderr
     assert cli("validate").returncode == 2
 
