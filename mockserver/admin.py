@@ -34,7 +34,7 @@ bp = Blueprint("admin", __name__, url_prefix="/__admin")
 TOKEN_HEADER = "X-Rokt-Mock-Admin-Token"
 #: Endpoints open to GET without the token: the health probe (which then leaves the journal
 #: out of its answer) and the dashboard's page and static files, which hold no data.
-_OPEN = frozenset({"admin.health", "dashboard.page", "dashboard.static"})
+_OPEN = frozenset({"admin.health", "dashboard.page", "dashboard.to_page", "dashboard.static"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rokt-mock-admin"'}
 
 

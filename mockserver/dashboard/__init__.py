@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..admin import _NAMESPACE, _int_arg, _namespace, _request_filters
 from ..errors import NotFound
@@ -55,6 +55,24 @@ def _harden(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = _CSP
         response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("", endpoint="to_page")
+@bp.get("/ns/<name>", endpoint="to_page")
+def to_page(name: str | None = None) -> Response:
+    """``/__admin`` -> ``/__admin/``: werkzeug's own redirect would answer HTML and build an
+    absolute Location from the Host header; this one is a relative Location and the JSON
+    envelope every other answer of the mock uses."""
+    target = f"{request.path}/"
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    response = jsonify(
+        {"data": {"code": "PermanentRedirect", "message": f"the dashboard is at {target}"}}
+    )
+    response.status_code = 308
+    response.headers["Location"] = target
+    response.autocorrect_location_header = False
     return response
 
 

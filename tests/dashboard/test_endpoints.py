@@ -48,6 +48,25 @@ def test_page_is_served_at_admin_root_and_per_namespace(mock: MockServer) -> Non
     assert redirect.headers["Location"].endswith("/__admin/")
 
 
+def test_admin_without_slash_redirects_in_the_envelope(mock: MockServer) -> None:
+    """Not werkzeug's HTML redirect with a Location built from the Host header: a relative
+    Location that keeps the query, and a JSON body like every other answer."""
+    for path, query, target in (
+        ("/__admin", "", "/__admin/"),
+        ("/__admin", "?namespace=ci-42", "/__admin/?namespace=ci-42"),
+        ("/__admin/ns/ci-42", "", "/__admin/ns/ci-42/"),
+    ):
+        response = requests.get(
+            f"{mock.url}{path}{query}",
+            headers={"Host": "evil.example"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert response.status_code == 308, response.text
+        assert response.headers["Location"] == target
+        assert response.json()["data"]["code"] == "PermanentRedirect"
+
+
 def test_assets_are_local_and_served() -> None:
     """Offline means no CDN: no asset may name another origin."""
     for name in ("index.html", "dashboard.css", "dashboard.js"):
