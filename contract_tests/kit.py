@@ -150,57 +150,77 @@ def run_contract(
     lock = threading.Lock()
     tty = out.isatty()
 
+    #: case key -> set when the thread running that case is done (with --workers, two
+    #: streams can draw the same simplest case at the same moment; it runs once)
+    running: dict[str, threading.Event] = {}
+
     def one(case: Case) -> None:
         key = _case_key(case)
         with lock:
             known = memo.get(key)
+            other = running.get(key) if known is None else None
+            if known is None and other is None:
+                running[key] = threading.Event()
+        if other is not None:
+            other.wait()
+            with lock:
+                known = memo.get(key)
+            if known is None:  # that run was abandoned: this stream stops here too
+                assume(False)
         if known is None:
-            if owner and owner[0] != threading.get_ident():
-                assume(False)  # another worker found a failure: this stream stops exploring
-            if (
-                first_failure_at
-                and time.monotonic() - first_failure_at[0] > profile.shrink_budget_s
-            ):
-                assume(False)  # shrink budget spent: keep the best case found so far
-            case = Case(
-                api=case.api,
-                events=case.events,
-                schedule=case.schedule,
-                seed=seed_value,
-                case_id=case.case_id,
-            )
-            known = run_case(case, command, mock, deadline_s=profile.case_deadline_s, judge=judge)
-            with lock:
-                memo[key] = known
-                report.cases += 1
-                for prop in {w.property for w in known.judgement.warnings}:  # cases, not lines
-                    report.warnings[prop] = report.warnings.get(prop, 0) + 1
-                for note in known.judgement.coverage:
-                    report.coverage[note] = report.coverage.get(note, 0) + 1
-                report.checked.update(known.judgement.checked)
-                report.skipped.update(known.judgement.skipped)
-            status = (
-                "FAIL " + known.judgement.failed[0].property if known.judgement.failed else "ok"
-            )
-            phase = "shrinking" if first_failure_at else f"of {total}"
-            line = (
-                f"case {report.cases:>3} {phase} {case.case_id}: {len(case.events):>3} event(s), "
-                f"{sum(k != 'ok' for k in case.schedule)} fault(s), "
-                f"{known.run.duration_s:5.1f}s  {status}  "
-                f"[{time.monotonic() - started:5.0f}s elapsed, "
-                f"{'1 failure' if first_failure_at else 'no failure'} so far]"
-            )
-            out.write(("\r" + line.ljust(100)) if tty else line + "\n")
-            out.flush()
-        if known.judgement.failed:
-            with lock:
-                if not first_failure_at:
-                    first_failure_at.append(time.monotonic())
-                    owner.append(threading.get_ident())
-                best = report.failure
-                if best is None or _smaller(known, best):
-                    report.failure = known
-            raise_first(known.judgement)
+            try:
+                known = _run_new(case, key)
+            finally:
+                with lock:
+                    running.pop(key).set()
+        _record_failure(known)
+
+    def _run_new(case: Case, key: str) -> CaseResult:
+        if owner and owner[0] != threading.get_ident():
+            assume(False)  # another worker found a failure: this stream stops exploring
+        if first_failure_at and time.monotonic() - first_failure_at[0] > profile.shrink_budget_s:
+            assume(False)  # shrink budget spent: keep the best case found so far
+        case = Case(
+            api=case.api,
+            events=case.events,
+            schedule=case.schedule,
+            seed=seed_value,
+            case_id=case.case_id,
+        )
+        known = run_case(case, command, mock, deadline_s=profile.case_deadline_s, judge=judge)
+        with lock:
+            memo[key] = known
+            report.cases += 1
+            for prop in {w.property for w in known.judgement.warnings}:  # cases, not lines
+                report.warnings[prop] = report.warnings.get(prop, 0) + 1
+            for note in known.judgement.coverage:
+                report.coverage[note] = report.coverage.get(note, 0) + 1
+            report.checked.update(known.judgement.checked)
+            report.skipped.update(known.judgement.skipped)
+        status = "FAIL " + known.judgement.failed[0].property if known.judgement.failed else "ok"
+        phase = "shrinking" if first_failure_at else f"of {total}"
+        line = (
+            f"case {report.cases:>3} {phase} {case.case_id}: {len(case.events):>3} event(s), "
+            f"{sum(k != 'ok' for k in case.schedule)} fault(s), "
+            f"{known.run.duration_s:5.1f}s  {status}  "
+            f"[{time.monotonic() - started:5.0f}s elapsed, "
+            f"{'1 failure' if first_failure_at else 'no failure'} so far]"
+        )
+        out.write(("\r" + line.ljust(100)) if tty else line + "\n")
+        out.flush()
+        return known
+
+    def _record_failure(known: CaseResult) -> None:
+        if not known.judgement.failed:
+            return
+        with lock:
+            if not first_failure_at:
+                first_failure_at.append(time.monotonic())
+                owner.append(threading.get_ident())
+            best = report.failure
+            if best is None or _smaller(known, best):
+                report.failure = known
+        raise_first(known.judgement)
 
     def test_stream(stream_seed: int, examples: int) -> None:
         settings = kit_profiles.hypothesis_settings(profile, examples)
