@@ -155,18 +155,8 @@ QUERIES = {
         " ORDER BY first_request_id, client_event_id LIMIT 100 OFFSET 0",
         lambda s: ["default", s["ceid"][1]],
     ),
-    "summary (requests by status)": (
-        "SELECT status, code, count(*) AS n FROM requests WHERE namespace = ?"
-        " GROUP BY status, code",
-        lambda s: ["default"],
-    ),
-    "summary (events by outcome)": (
-        "SELECT outcome, rule, count(*) AS n FROM events WHERE namespace = ?"
-        " GROUP BY outcome, rule",
-        lambda s: ["default"],
-    ),
-    "summary (unique events)": (
-        "SELECT count(*) AS n FROM deliveries WHERE namespace = ?",
+    "summary (tallies)": (
+        "SELECT kind, key, sum(n) FROM tallies WHERE namespace = ? GROUP BY kind, key",
         lambda s: ["default"],
     ),
     "health (counts)": ("SELECT count(*) FROM events", lambda s: []),

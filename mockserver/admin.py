@@ -397,36 +397,31 @@ def list_events() -> Any:
 def summary() -> Any:
     journal = _services().journal
     namespace = _namespace()
-    clauses, params = _ns_clause(namespace)
-    where = " AND ".join(clauses) or "1"
     by_status: dict[str, int] = {}
     by_code: dict[str, int] = {}
-    total = 0
-    for r in journal.query(
-        f"SELECT status, code, count(*) AS n FROM requests WHERE {where} GROUP BY status, code",
-        params,
-    ):
-        total += r["n"]
-        by_status[str(r["status"])] = by_status.get(str(r["status"]), 0) + r["n"]
-        if r["code"]:
-            by_code[r["code"]] = by_code.get(r["code"], 0) + r["n"]
-    outcomes = {o: 0 for o in ("accepted", "duplicate", "rejected", "refused")}
-    by_rule: dict[str, int] = {}
-    for r in journal.query(
-        f"SELECT outcome, rule, count(*) AS n FROM events WHERE {where} GROUP BY outcome, rule",
-        params,
-    ):
-        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + r["n"]
-        if r["outcome"] == "rejected" and r["rule"]:
-            by_rule[r["rule"]] = by_rule.get(r["rule"], 0) + r["n"]
-    unique = journal.query(f"SELECT count(*) AS n FROM deliveries WHERE {where}", params)[0]["n"]
     by_fault: dict[str, int] = {}
-    for r in journal.query(
-        f"SELECT coalesce(json_extract(fault, '$.kind'), 'delay') AS kind, count(*) AS n"
-        f" FROM requests WHERE fault IS NOT NULL AND {where} GROUP BY kind",
-        params,
-    ):
-        by_fault[r["kind"]] = r["n"]
+    by_rule: dict[str, int] = {}
+    outcomes = {o: 0 for o in ("accepted", "duplicate", "rejected", "refused")}
+    total = 0
+    # running counts kept in each commit's transaction (journal.py, tallies): constant time
+    for kind, key, n in journal.tallies(None if namespace == ALL else namespace):
+        if n == 0:
+            continue
+        if kind == "req":
+            status, _, code = key.partition("|")
+            total += n
+            by_status[status] = by_status.get(status, 0) + n
+            if code:
+                by_code[code] = by_code.get(code, 0) + n
+        elif kind == "fault":
+            by_fault[key] = by_fault.get(key, 0) + n
+        elif kind == "ev":
+            outcome, _, rule = key.partition("|")
+            outcomes[outcome] = outcomes.get(outcome, 0) + n
+            if outcome == "rejected" and rule:
+                by_rule[rule] = by_rule.get(rule, 0) + n
+    # every first delivery is an "accepted" event and adds one deliveries row
+    unique = outcomes["accepted"]
     return jsonify(
         {
             "namespace": namespace,

@@ -102,6 +102,16 @@ CREATE INDEX IF NOT EXISTS events_ceid ON events(client_event_id, namespace);
 -- /__admin/summary counts outcomes from this covering index instead of the whole table (new rows
 -- land at the end of their namespace/outcome/rule group, so it costs a commit about 1 page).
 CREATE INDEX IF NOT EXISTS events_outcome ON events(namespace, outcome, rule);
+-- Running counts behind /__admin/summary, kept in the same transaction as the rows they count
+-- (kind 'req': "status|code", 'fault': fault kind, 'ev': "outcome|rule"), so a summary reads a
+-- few dozen rows instead of scanning a million (a dashboard polls it every 2 s).
+CREATE TABLE IF NOT EXISTS tallies (
+    namespace TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (namespace, kind, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deliveries (
     namespace TEXT NOT NULL,
     account_id TEXT NOT NULL,
@@ -299,6 +309,27 @@ def _dumps(value: Any) -> str | None:
 
 T = TypeVar("T")
 
+_TALLY = "INSERT INTO tallies VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
+
+
+def _backfill_tallies(db: sqlite3.Connection) -> None:
+    """Count what a journal already holds (once, when it is first opened by this version)."""
+    db.execute("DELETE FROM tallies")
+    db.execute(
+        "INSERT INTO tallies SELECT namespace, 'req', status || '|' || coalesce(code, ''),"
+        " count(*) FROM requests GROUP BY 1, 3"
+    )
+    db.execute(
+        "INSERT INTO tallies SELECT namespace, 'fault',"
+        " coalesce(json_extract(fault, '$.kind'), 'delay'), count(*) FROM requests"
+        " WHERE fault IS NOT NULL GROUP BY 1, 3"
+    )
+    db.execute(
+        "INSERT INTO tallies SELECT namespace, 'ev', outcome || '|' || coalesce(rule, ''),"
+        " count(*) FROM events GROUP BY 1, 3"
+    )
+    db.execute("INSERT OR REPLACE INTO state VALUES ('tallies', '1')")
+
 
 class _RollBack(Exception):
     """Internal: undo a one-piece group whose work raised (its error goes to its caller)."""
@@ -377,6 +408,8 @@ class Journal:
                         f"{path} was written by journal schema {row[0]}, this version uses "
                         f"{SCHEMA_VERSION}: move it away or pass another --journal"
                     )
+                if db.execute("SELECT 1 FROM state WHERE key='tallies'").fetchone() is None:
+                    _backfill_tallies(db)  # a journal written before the tallies existed
         except sqlite3.DatabaseError as exc:
             if self._writer is not None:
                 self._writer.close()
@@ -594,6 +627,11 @@ class Journal:
                 rec.duration_ms,
             ),
         )
+        tallies = [(rec.namespace, "req", f"{rec.status}|{rec.code or ''}", 1)]
+        if rec.fault:
+            kind = rec.fault.get("kind")
+            tallies.append((rec.namespace, "fault", kind if isinstance(kind, str) else "delay", 1))
+        db.executemany(_TALLY, tallies)
         return int(cur.lastrowid or 0)
 
     def _insert_events(
@@ -620,6 +658,11 @@ class Journal:
                 for ev, outcome in zip(events, outcomes, strict=True)
             ],
         )
+        counts: dict[str, int] = {}
+        for ev, outcome in zip(events, outcomes, strict=True):
+            key = f"{outcome}|{ev.rule or ''}"
+            counts[key] = counts.get(key, 0) + 1
+        db.executemany(_TALLY, [(rec.namespace, "ev", k, n) for k, n in counts.items()])
 
     def record(self, rec: RequestRecord, events: Sequence[EventRecord] = ()) -> int:
         """Commit a request that was refused as a whole; its events are ``refused``."""
@@ -743,7 +786,7 @@ class Journal:
 
     def clear(self, namespace: str | None = None, *, state: bool = False) -> None:
         """Forget requests and deliveries (and, with ``state``, idempotency keys too)."""
-        tables = ["requests", "events", "deliveries"]
+        tables = ["requests", "events", "deliveries", "tallies"]
         if state:
             tables += ["idempotency", "fault_state", "rate_buckets"]
         with self.transaction() as db:
@@ -754,6 +797,16 @@ class Journal:
                     db.execute(f"DELETE FROM {table} WHERE namespace=?", (namespace,))
 
     # -- reads ------------------------------------------------------------------------------
+
+    def tallies(self, namespace: str | None) -> list[tuple[str, str, int]]:
+        """``(kind, key, n)`` summed over ``namespace`` (``None``: every namespace)."""
+        where, params = ("1", []) if namespace is None else ("namespace = ?", [namespace])
+        return [
+            (r[0], r[1], int(r[2]))
+            for r in self.query(
+                f"SELECT kind, key, sum(n) FROM tallies WHERE {where} GROUP BY kind, key", params
+            )
+        ]
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +33,7 @@ from tests.conftest import (
     make_body,
     make_event,
     set_clock,
+    start_mock,
 )
 
 REQUEST_ID = "X-Rokt-Mock-Request-Id"
@@ -1013,3 +1016,60 @@ def test_the_validator_can_fail(served_openapi: dict[str, Any]) -> None:
     assert not validator.is_valid({"requests": [{"id": "one"}], "next": None})
     health = response_validator(served_openapi, "/__admin/health", "get", 200)
     assert not health.is_valid({"status": "ok"})
+
+
+# -- summary tallies ------------------------------------------------------------------------------
+
+_SCAN = {
+    "req": "SELECT namespace, status || '|' || coalesce(code, ''), count(*) FROM requests"
+    " GROUP BY 1, 2",
+    "fault": "SELECT namespace, coalesce(json_extract(fault, '$.kind'), 'delay'), count(*)"
+    " FROM requests WHERE fault IS NOT NULL GROUP BY 1, 2",
+    "ev": "SELECT namespace, outcome || '|' || coalesce(rule, ''), count(*) FROM events"
+    " GROUP BY 1, 2",
+}
+
+
+def _scan_counts(path: Path) -> dict[tuple[str, str, str], int]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return {(ns, kind, key): n for kind, sql in _SCAN.items() for ns, key, n in db.execute(sql)}
+
+
+def _tallies(path: Path) -> dict[tuple[str, str, str], int]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return {
+            (ns, kind, key): n
+            for ns, kind, key, n in db.execute("SELECT namespace, kind, key, n FROM tallies")
+            if n
+        }
+
+
+def test_summary_tallies_equal_a_full_count_of_the_journal(tmp_path: Path) -> None:
+    """/__admin/summary reads running counts kept in each commit; after mixed traffic (faults,
+    rejects, duplicates, 409s, refusals, two namespaces, one of them cleared) they equal a
+    count of every row, and a journal opened without them (an older one) is counted once."""
+    journal = tmp_path / "journal.sqlite3"
+    with start_mock(journal=journal) as mock:
+        for namespace in ("default", "other", "gone"):
+            client = Client(mock, namespace=namespace)
+            body = make_body(3)
+            body["events"][1]["eventTime"] = "2026-11-20T10:00:00+10:00"
+            key = str(uuid.uuid4())
+            client.v1(body, key=key, headers={"X-Rokt-Mock-Fault": "accept-then=503"})
+            client.v1(body, key=key)  # 409
+            client.v2(body)  # duplicates and a reject
+            client.v2(make_body(1), headers={"X-Rokt-Mock-Fault": "status=503"})
+            client.v2(make_body(1), headers={"Content-Type": "text/plain"})
+            client.v2(make_body(2), headers={"X-Rokt-Mock-Fault": "delay=0.01"})
+        assert mock.admin("DELETE", "journal", params={"namespace": "gone"}).status_code == 200
+        summary = mock.summary("*")
+    counted = _scan_counts(journal)
+    assert _tallies(journal) == counted
+    assert summary["requests"]["total"] == sum(n for (_, k, _), n in counted.items() if k == "req")
+    # an older journal: no tallies yet -> counted when opened
+    with sqlite3.connect(journal) as db:
+        db.execute("DELETE FROM tallies")
+        db.execute("DELETE FROM state WHERE key='tallies'")
+    with start_mock(journal=journal) as mock:
+        assert mock.summary("*") == summary
+    assert _tallies(journal) == counted
