@@ -405,8 +405,6 @@ def summary() -> Any:
     total = 0
     # running counts kept in each commit's transaction (journal.py, tallies): constant time
     for kind, key, n in journal.tallies(None if namespace == ALL else namespace):
-        if n == 0:
-            continue
         if kind == "req":
             status, _, code = key.partition("|")
             total += n

@@ -24,11 +24,7 @@ def iso(ts: float) -> str:
     """RFC 3339 UTC with milliseconds, the format Rokt's samples use."""
     moment = datetime.fromtimestamp(ts, tz=timezone.utc)
     # four-digit year by hand: strftime's %Y does not pad years before 1000 on glibc
-    return (
-        f"{moment.year:04d}"
-        + moment.strftime("-%m-%dT%H:%M:%S.")
-        + (f"{moment.microsecond // 1000:03d}Z")
-    )
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 _REAL: dict[str, Any] = {"offset": 0.0, "frozen_at": None}

@@ -31,6 +31,14 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("rokt_mock")
 
+try:  # gunicorn raises its own errors for broken chunked framing while a body is read
+    from gunicorn.http.errors import ParseException as _GunicornParseError
+
+    #: Errors a body read raises for the sender's broken framing (a 400, not a 500).
+    FRAMING_ERRORS: tuple[type[Exception], ...] = (_GunicornParseError,)
+except ImportError:  # pragma: no cover - another WSGI server
+    FRAMING_ERRORS = ()
+
 
 @dataclass(frozen=True, slots=True)
 class Violation:
@@ -233,12 +241,8 @@ def register_error_handlers(app: Flask) -> None:
             )
         )
 
-    try:
-        from gunicorn.http.errors import ParseException
-
-        app.register_error_handler(ParseException, _framing)
-    except ImportError:  # pragma: no cover - another WSGI server
-        pass
+    for framing_error in FRAMING_ERRORS:
+        app.register_error_handler(framing_error, _framing)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Any:

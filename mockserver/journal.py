@@ -21,8 +21,9 @@ What a commit costs (docs/performance.md has the numbers):
   ``wal_autocheckpoint`` stays as a backstop for when the WAL cannot start over under load.
 - The delivery counts of a batch are read in one query and written with one ``executemany``.
 - Indexes serve the admin lookups by clientEventId and Idempotency-Key at a million events
-  (``events_ceid``, ``requests_key``, the ``deliveries`` key) and the summary's outcome counts
-  (``events_outcome``, which grows at its end and so costs a commit about one page).
+  (``events_ceid``, ``requests_key``, the ``deliveries`` key); the summary reads running
+  ``tallies`` that each commit updates in its own transaction.
+- Writes of one process that meet go through :meth:`Journal.write` as one group commit.
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (request_id, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_ceid ON events(client_event_id, namespace);
--- /__admin/summary counts outcomes from this covering index instead of the whole table (new rows
--- land at the end of their namespace/outcome/rule group, so it costs a commit about 1 page).
-CREATE INDEX IF NOT EXISTS events_outcome ON events(namespace, outcome, rule);
+-- Served the summary's outcome counts before the tallies below. Dropped (also from journals
+-- that have it) because nothing reads it any more and every commit paid for it.
+DROP INDEX IF EXISTS events_outcome;
 -- Running counts behind /__admin/summary, kept in the same transaction as the rows they count
 -- (kind 'req': "status|code", 'fault': fault kind, 'ev': "outcome|rule"), so a summary reads a
 -- few dozen rows instead of scanning a million (a dashboard polls it every 2 s).
@@ -496,18 +497,15 @@ class Journal:
     def _run_group(self, batch: list[_Pending]) -> None:
         try:
             with self.transaction() as db:
-                for item in batch:
-                    if len(batch) == 1:
-                        self._run_one(item, db)
-                        continue
-                    db.execute("SAVEPOINT piece")
-                    if self._run_one(item, db):
+                if len(batch) == 1:  # alone: the transaction itself is its savepoint
+                    if not self._run_one(batch[0], db):
+                        raise _RollBack
+                else:
+                    for item in batch:
+                        db.execute("SAVEPOINT piece")
+                        if not self._run_one(item, db):
+                            db.execute("ROLLBACK TO piece")
                         db.execute("RELEASE piece")
-                    else:
-                        db.execute("ROLLBACK TO piece")
-                        db.execute("RELEASE piece")
-                if len(batch) == 1 and batch[0].error is not None:
-                    raise _RollBack
         except _RollBack:
             pass
         except BaseException as exc:  # the commit itself failed: nothing of the group holds

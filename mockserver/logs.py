@@ -27,6 +27,8 @@ from urllib.parse import quote, quote_plus, unquote_plus
 
 from flask import Flask, Response, current_app, g, request
 
+from .clock import iso
+
 if TYPE_CHECKING:
     from .settings import Settings
 
@@ -115,8 +117,7 @@ class _Formatter(logging.Formatter):
 
     @staticmethod
     def stamp(created: float) -> str:
-        moment = time.gmtime(created)
-        return time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{int(created % 1 * 1000):03d}Z"
+        return iso(created)  # the journal's RFC 3339 form, so log lines and rows compare
 
 
 class TextFormatter(_Formatter):

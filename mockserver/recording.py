@@ -19,19 +19,12 @@ from urllib.parse import parse_qsl, urlencode
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from .errors import ApiError
+from .errors import FRAMING_ERRORS, ApiError
 from .journal import EventRecord, RequestRecord
 from .logs import safe_path
 from .validation import parse_json
 
 log = logging.getLogger("rokt_mock")
-
-try:  # gunicorn raises its own errors for broken chunked framing while the body is read
-    from gunicorn.http.errors import ParseException as _GunicornParseError
-
-    _FRAMING_ERRORS: tuple[type[Exception], ...] = (_GunicornParseError,)
-except ImportError:  # pragma: no cover - another WSGI server
-    _FRAMING_ERRORS = ()
 
 REQUEST_ID_HEADER = "X-Rokt-Mock-Request-Id"
 _SENSITIVE = ("authorization", "cookie", "secret", "token", "password", "api-key", "apikey")
@@ -130,7 +123,7 @@ def read_body() -> None:
         g.body_size = len(g.body)
     except RequestEntityTooLarge:
         g.body_too_large = True
-    except (ClientDisconnected, OSError, ValueError, *_FRAMING_ERRORS):
+    except (ClientDisconnected, OSError, ValueError, *FRAMING_ERRORS):
         g.body_read_error = True
 
 
