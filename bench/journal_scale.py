@@ -151,8 +151,10 @@ QUERIES = {
         lambda s: ["default", s["key"][1]],
     ),
     "events?clientEventId": (
-        "SELECT * FROM deliveries WHERE namespace = ? AND client_event_id = ?"
-        " ORDER BY first_request_id, client_event_id LIMIT 100 OFFSET 0",
+        "SELECT namespace, account_id, client_event_id, count(*), min(request_id),"
+        " max(request_id) FROM events WHERE outcome IN ('accepted', 'duplicate')"
+        " AND namespace = ? AND client_event_id = ?"
+        " GROUP BY client_event_id, namespace, account_id HAVING count(*) >= 1",
         lambda s: ["default", s["ceid"][1]],
     ),
     "summary (tallies)": (

@@ -19,10 +19,14 @@ What a commit costs (docs/performance.md has the numbers):
   own connection, not inside the commit of whichever request crossed SQLite's 1000-page
   threshold; a commit is durable once it is in the WAL, so this changes no guarantee. A large
   ``wal_autocheckpoint`` stays as a backstop for when the WAL cannot start over under load.
-- The delivery counts of a batch are read in one query and written with one ``executemany``.
+- One B-tree only is keyed by the sender's event ids (``events_by_id``). Such keys are random,
+  so each event of a batch dirties a leaf page of its own, and every dirty page is written to
+  the WAL at commit and copied again at checkpoint: per-id delivery counts are read from that
+  index rather than kept in a second random-keyed table (which doubled a batch's commit).
+  Earlier deliveries of a batch's ids are read in one query.
 - Indexes serve the admin lookups by clientEventId and Idempotency-Key at a million events
-  (``events_ceid``, ``requests_key``, the ``deliveries`` key); the summary reads running
-  ``tallies`` that each commit updates in its own transaction.
+  (``events_by_id``, ``requests_key``); the summary reads running ``tallies`` that each commit
+  updates in its own transaction.
 - Writes of one process that meet go through :meth:`Journal.write` as one group commit.
 """
 
@@ -45,7 +49,9 @@ try:  # POSIX; elsewhere writers fall back to SQLite's own busy handler
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+#: Older schemas this version upgrades in place (by the DDL below) when it opens them.
+_UPGRADES_FROM = ("2",)
 
 #: The background checkpointer runs every _CHECKPOINT_INTERVAL s while there are new commits,
 #: and at once after _CHECKPOINT_COMMITS of them.
@@ -99,7 +105,14 @@ CREATE TABLE IF NOT EXISTS events (
     rule TEXT,
     PRIMARY KEY (request_id, idx)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_ceid ON events(client_event_id, namespace);
+-- The one index keyed by the sender's event id, so the one B-tree whose pages a batch dirties
+-- at random (one leaf page per event): it finds the requests that carried an id, and it is
+-- the delivery record (outcome accepted or duplicate) that duplicate detection reads.
+CREATE INDEX IF NOT EXISTS events_by_id ON events(client_event_id, namespace, account_id, outcome);
+-- Schema 2 kept a second random-keyed B-tree, a deliveries table of running counts per id,
+-- which doubled what each commit wrote. Its counts are now read from events_by_id.
+DROP INDEX IF EXISTS events_ceid;
+DROP TABLE IF EXISTS deliveries;
 -- Served the summary's outcome counts before the tallies below. Dropped (also from journals
 -- that have it) because nothing reads it any more and every commit paid for it.
 DROP INDEX IF EXISTS events_outcome;
@@ -112,19 +125,6 @@ CREATE TABLE IF NOT EXISTS tallies (
     key TEXT NOT NULL,
     n INTEGER NOT NULL,
     PRIMARY KEY (namespace, kind, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS deliveries (
-    namespace TEXT NOT NULL,
-    account_id TEXT NOT NULL,
-    client_event_id TEXT NOT NULL,
-    event_type TEXT,
-    deliveries INTEGER NOT NULL,
-    first_request_id INTEGER NOT NULL,
-    last_request_id INTEGER NOT NULL,
-    first_at REAL NOT NULL,
-    last_at REAL NOT NULL,
-    -- this order also serves /__admin/events?clientEventId=X (namespace and id, any account)
-    PRIMARY KEY (namespace, client_event_id, account_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fault_rules (
     scope TEXT NOT NULL,
@@ -402,8 +402,11 @@ class Journal:
                     if statement.strip():
                         db.execute(statement)
                 row = db.execute("SELECT value FROM state WHERE key='schema_version'").fetchone()
-                if row is None:
-                    db.execute("INSERT INTO state VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+                if row is None or row[0] in _UPGRADES_FROM:
+                    db.execute(
+                        "INSERT OR REPLACE INTO state VALUES ('schema_version', ?)",
+                        (SCHEMA_VERSION,),
+                    )
                 elif row[0] != SCHEMA_VERSION:
                     raise JournalError(
                         f"{path} was written by journal schema {row[0]}, this version uses "
@@ -721,40 +724,18 @@ class Journal:
             if rec.fault is not None:
                 rec.fault["committed"] = True
             request_id = self._insert_request(db, rec)
-            account = rec.account_id or ""
             # An event is a duplicate when its id was delivered before, in an earlier request
-            # or earlier in this one. One query finds the earlier requests' ids, one
-            # executemany counts every delivery (rows run in order, as separate upserts would).
+            # or earlier in this one: one query over events_by_id finds the earlier requests'.
             seen = self._delivered(
-                db, rec.namespace, account, {ev.client_event_id or "" for ev in events}
+                db, rec.namespace, rec.account_id, {ev.client_event_id for ev in events}
             )
             outcomes = []
-            rows = []
             for ev in events:
                 if ev.rule:
                     outcomes.append("rejected")
                     continue
-                ceid = ev.client_event_id or ""
-                outcomes.append("duplicate" if ceid in seen else "accepted")
-                seen.add(ceid)
-                rows.append(
-                    (
-                        rec.namespace,
-                        account,
-                        ceid,
-                        ev.event_type,
-                        request_id,
-                        request_id,
-                        rec.at,
-                        rec.at,
-                    )
-                )
-            db.executemany(
-                "INSERT INTO deliveries VALUES (?,?,?,?,1,?,?,?,?)"
-                " ON CONFLICT DO UPDATE SET deliveries = deliveries + 1,"
-                " last_request_id = excluded.last_request_id, last_at = excluded.last_at",
-                rows,
-            )
+                outcomes.append("duplicate" if ev.client_event_id in seen else "accepted")
+                seen.add(ev.client_event_id)
             self._insert_events(db, request_id, rec, events, outcomes)
             if key is not None:
                 db.execute(
@@ -766,25 +747,28 @@ class Journal:
         return self.write(work)
 
     @staticmethod
-    def _delivered(db: sqlite3.Connection, namespace: str, account: str, ids: set[str]) -> set[str]:
-        """The ``ids`` that already have a delivery row for ``namespace`` and ``account``."""
-        found: set[str] = set()
-        ordered = sorted(ids)
+    def _delivered(
+        db: sqlite3.Connection, namespace: str, account: str | None, ids: set[str | None]
+    ) -> set[str | None]:
+        """The ``ids`` already delivered (accepted or duplicate) to ``namespace``/``account``."""
+        found: set[str | None] = set()
+        ordered = sorted(i for i in ids if i is not None)
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
             found.update(
                 row[0]
                 for row in db.execute(
-                    "SELECT client_event_id FROM deliveries WHERE namespace=? AND account_id=?"
-                    f" AND client_event_id IN ({','.join('?' * len(chunk))})",
-                    [namespace, account, *chunk],
+                    "SELECT DISTINCT client_event_id FROM events"
+                    f" WHERE client_event_id IN ({','.join('?' * len(chunk))}) AND namespace=?"
+                    " AND account_id IS ? AND outcome IN ('accepted', 'duplicate')",
+                    [*chunk, namespace, account],
                 )
             )
         return found
 
     def clear(self, namespace: str | None = None, *, state: bool = False) -> None:
         """Forget requests and deliveries (and, with ``state``, idempotency keys too)."""
-        tables = ["requests", "events", "deliveries", "tallies"]
+        tables = ["requests", "events", "tallies"]
         if state:
             tables += ["idempotency", "fault_state", "rate_buckets"]
         with self.transaction() as db:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -1073,3 +1075,56 @@ def test_summary_tallies_equal_a_full_count_of_the_journal(tmp_path: Path) -> No
     with start_mock(journal=journal) as mock:
         assert mock.summary("*") == summary
     assert _tallies(journal) == counted
+
+
+def test_a_schema_2_journal_is_upgraded_in_place_and_keeps_its_deliveries(tmp_path: Path) -> None:
+    """Schema 2 kept delivery counts in a second table keyed by event id; schema 3 reads them
+    from the events index. Opening a schema-2 journal drops that table and its index, and an
+    id delivered before the upgrade is still a duplicate after it."""
+    journal = tmp_path / "journal.sqlite3"
+    event = make_event()
+    with start_mock(journal=journal) as mock:
+        assert Client(mock).v2({"accountId": ACCOUNT, "events": [event]}).status_code == 200
+    with sqlite3.connect(journal) as db:  # what schema 2 looked like on disk
+        db.execute(
+            "CREATE TABLE deliveries (namespace TEXT NOT NULL, account_id TEXT NOT NULL,"
+            " client_event_id TEXT NOT NULL, event_type TEXT, deliveries INTEGER NOT NULL,"
+            " first_request_id INTEGER NOT NULL, last_request_id INTEGER NOT NULL,"
+            " first_at REAL NOT NULL, last_at REAL NOT NULL,"
+            " PRIMARY KEY (namespace, client_event_id, account_id)) WITHOUT ROWID"
+        )
+        db.execute("CREATE INDEX events_ceid ON events(client_event_id, namespace)")
+        db.execute("UPDATE state SET value='2' WHERE key='schema_version'")
+    with start_mock(journal=journal) as mock:
+        again = Client(mock).v2({"accountId": ACCOUNT, "events": [event]})
+        assert again.json()["data"]["details"]["duplicates"] == 1
+        listed = mock.admin("GET", "events").json()
+        assert [(e["clientEventId"], e["deliveries"]) for e in listed["events"]] == [
+            (event["clientEventId"], 2)
+        ]
+    with sqlite3.connect(journal) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        version = db.execute("SELECT value FROM state WHERE key='schema_version'").fetchone()[0]
+    assert "deliveries" not in names
+    assert "events_ceid" not in names
+    assert "events_by_id" in names
+    assert version == "3"
+
+
+def test_a_journal_of_an_unknown_schema_is_refused(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite3"
+    with start_mock(journal=journal):
+        pass
+    with sqlite3.connect(journal) as db:
+        db.execute("UPDATE state SET value='99' WHERE key='schema_version'")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--journal", str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "journal schema 99" in proc.stderr
+    with sqlite3.connect(journal) as db:  # refused before anything was changed
+        version = db.execute("SELECT value FROM state WHERE key='schema_version'").fetchone()
+    assert version == ("99",)
