@@ -13,6 +13,8 @@ freshly started server: warm-up, then a measured run bounded in time. Everything
 - ``mock``: ``rokt-mock serve --workers 2 --journal <tmp file> --log-level warning``, the
   production set-up (quiet log, like Prism's): every
   check (auth, headers, schema, per-event rules, idempotency) and the durable journal on.
+  ``--mock-args "--threads 1"`` (``BENCH_MOCK_ARGS``) adds serve options to the mock's runs only
+  (docs/performance.md compares thread counts); results then go to ``--out`` as usual.
 - ``prism``: ``prism mock schemas/openapi.json`` (@stoplight/prism-cli from npm, installed in
   bench/.node by bench/run), which validates every request against the same OpenAPI document,
   with ``-v silent`` logging. ``--errors`` is left off: with it Prism answers 500 to valid
@@ -35,6 +37,7 @@ import json
 import os
 import platform
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -63,6 +66,8 @@ PRISM = BENCH / ".node" / "node_modules" / ".bin" / "prism"
 LUA = BENCH / "wrk" / "events.lua"
 RESULTS = BENCH / "results"
 SERVERS = ("mock", "prism", "bare")
+#: Extra ``rokt-mock serve`` arguments for the mock's runs (``--mock-args``), e.g. "--threads 1".
+MOCK_ARGS: list[str] = []
 LABELS = {
     "mock": "rokt-mock (all checks + journal)",
     "prism": "Prism (validation on)",
@@ -193,6 +198,7 @@ def start(kind: str, workdir: Path, workers: int, journal: Path | None = None) -
             # Quiet logging, as Prism's ``-v silent``: the per-request log line is not a check.
             "--log-level",
             "warning",
+            *MOCK_ARGS,
         ]
         server = Server(kind, argv, port, workdir, env)
         server.wait_ready("/__admin/health")
@@ -578,7 +584,12 @@ def write_markdown(report: dict[str, Any], scenarios: list[Scenario], path: Path
         f"{load['warmup']} s warm-up then {load['duration']} s measured, per server and batch "
         f"size, each on a fresh server (the mock on a fresh journal) with "
         f"{report['workers']} workers; loopback only. Valid v1 batches, fresh event ids and "
-        "Idempotency-Key per request.",
+        "Idempotency-Key per request."
+        + (
+            f" The mock ran with `{shlex.join(report['mock_args'])}` added."
+            if report.get("mock_args")
+            else ""
+        ),
         "",
         *table(scenarios),
         "",
@@ -698,7 +709,13 @@ def main() -> int:
         default=bool(os.environ.get("BENCH_SKIP_KIT", "") not in ("", "0")),
     )
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("BENCH_OUT", RESULTS)))
+    parser.add_argument(
+        "--mock-args",
+        default=os.environ.get("BENCH_MOCK_ARGS", ""),
+        help='extra `rokt-mock serve` arguments for the mock, e.g. "--threads 1"',
+    )
     args = parser.parse_args()
+    MOCK_ARGS[:] = shlex.split(args.mock_args)
 
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -743,6 +760,7 @@ def main() -> int:
         "machine": machine(),
         "load": asdict(load),
         "workers": args.workers,
+        "mock_args": MOCK_ARGS,
         "scenarios": [asdict(s) for s in scenarios],
         "ratios": comparisons(scenarios),
         "targets": targets(scenarios, startup),

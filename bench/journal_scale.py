@@ -151,10 +151,11 @@ QUERIES = {
         lambda s: ["default", s["key"][1]],
     ),
     "events?clientEventId": (
-        "SELECT namespace, account_id, client_event_id, count(*), min(request_id),"
-        " max(request_id) FROM events WHERE outcome IN ('accepted', 'duplicate')"
-        " AND namespace = ? AND client_event_id = ?"
-        " GROUP BY client_event_id, namespace, account_id HAVING count(*) >= 1",
+        "SELECT e.request_id, (SELECT count(*) FROM events AS d WHERE d.client_event_id ="
+        " e.client_event_id AND d.namespace = e.namespace AND d.account_id IS e.account_id"
+        " AND d.outcome IN ('accepted', 'duplicate')) FROM events AS e"
+        " WHERE e.outcome = 'accepted' AND e.namespace = ? AND e.client_event_id = ?"
+        " ORDER BY e.request_id, e.idx LIMIT 100",
         lambda s: ["default", s["ceid"][1]],
     ),
     "summary (tallies)": (
@@ -239,6 +240,7 @@ def main() -> int:
             "health": f"{base}/health",
             "requests (newest page of 50)": f"{base}/requests",
             "events (first page of 100)": f"{base}/events",
+            "events?minDeliveries=2": f"{base}/events?minDeliveries=2",
         }
         report["queries"] = {}
         for name, url in urls.items():

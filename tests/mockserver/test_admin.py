@@ -598,6 +598,41 @@ def test_events_lists_accepted_events_with_delivery_counts(client: Client) -> No
     assert events(limit=1, offset=1)[1] != listed
 
 
+def test_events_in_order_of_first_arrival_with_delivery_thresholds(client: Client) -> None:
+    """The listing runs in the order the ids first arrived (request, then position in it);
+    minDeliveries keeps the ids delivered at least that often, per namespace and account."""
+    mock = client.mock
+    thrice, twice, once = make_event(), make_event(), make_event()
+    ids = [e["clientEventId"] for e in (twice, thrice, once)]
+    assert client.v2({"accountId": ACCOUNT, "events": [twice, thrice, once]}).status_code == 200
+    assert client.v2({"accountId": ACCOUNT, "events": [thrice, twice]}).status_code == 200
+    assert client.v2({"accountId": ACCOUNT, "events": [thrice]}).status_code == 200
+    other = Client(mock, namespace="team-o")
+    assert other.v2({"accountId": ACCOUNT, "events": [once, once]}).status_code == 200
+
+    def listed(**params: Any) -> list[tuple[str, int]]:
+        answer = mock.admin("GET", "events", params=params).json()
+        got = [(e["clientEventId"], e["deliveries"]) for e in answer["events"]]
+        assert answer["total"] == len(got)
+        return got
+
+    assert listed() == [(ids[0], 2), (ids[1], 3), (ids[2], 1)]
+    assert listed(minDeliveries=1) == listed()
+    assert listed(minDeliveries=2) == [(ids[0], 2), (ids[1], 3)]
+    assert listed(minDeliveries=3) == [(ids[1], 3)]
+    assert listed(minDeliveries=4) == []
+    assert listed(minDeliveries=2, accountId=ACCOUNT) == [(ids[0], 2), (ids[1], 3)]
+    assert listed(minDeliveries=2, accountId="nobody") == []
+    assert listed(minDeliveries=2, clientEventId=ids[1]) == [(ids[1], 3)]
+    assert listed(minDeliveries=2, namespace="team-o") == [(ids[2], 2)]
+    assert sorted(listed(minDeliveries=2, namespace="*")) == sorted(
+        [(ids[0], 2), (ids[1], 3), (ids[2], 2)]
+    )
+    first = mock.admin("GET", "events", params={"clientEventId": ids[1]}).json()["events"][0]
+    assert first["lastRequestId"] > first["firstRequestId"]
+    assert first["lastAt"] >= first["firstAt"]
+
+
 def test_events_per_namespace(client: Client) -> None:
     mock = client.mock
     shared = make_event()
