@@ -592,18 +592,23 @@ def write_markdown(report: dict[str, Any], scenarios: list[Scenario], path: Path
         ),
         "",
         *table(scenarios),
-        "",
-        "| events/batch | mock / Prism requests/s | mock / bare requests/s | mock / Prism p99 |",
-        "|---:|---:|---:|---:|",
     ]
-    for c in report["ratios"]:
-        lines.append(
-            f"| {c['batch']} | {c['mock_over_prism_rps'] or '-'} | "
-            f"{c['mock_over_bare_rps'] or '-'} | {c['mock_over_prism_p99'] or '-'} |"
-        )
-    lines += ["", "| target | measured | met |", "|---|---|---|"]
-    for t in report["targets"]:
-        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |")
+    if any(v is not None for c in report["ratios"] for k, v in c.items() if k != "batch"):
+        lines += [
+            "",
+            "| events/batch | mock / Prism requests/s | mock / bare requests/s"
+            " | mock / Prism p99 |",
+            "|---:|---:|---:|---:|",
+        ]
+        for c in report["ratios"]:
+            lines.append(
+                f"| {c['batch']} | {c['mock_over_prism_rps'] or '-'} | "
+                f"{c['mock_over_bare_rps'] or '-'} | {c['mock_over_prism_p99'] or '-'} |"
+            )
+    if report["targets"]:
+        lines += ["", "| target | measured | met |", "|---|---|---|"]
+        for t in report["targets"]:
+            lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |")
     if report.get("startup_s"):
         lines += [
             "",
