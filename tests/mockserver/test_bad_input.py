@@ -58,12 +58,21 @@ def strict_json(response: requests.Response) -> Any:
     return json.loads(response.content.decode("utf-8"), parse_constant=_no_constants)
 
 
+#: docs/dashboard.md: the page at /__admin/ and /__admin/ns/<name>/, and its static files.
+_DASHBOARD_FILES = re.compile(r"^/__admin/(ns/[^/]+/)?$|^/__admin/dashboard/static/")
+
+
 def check_answer(response: requests.Response, method: str = "POST") -> Any:
     """The property every answer must have; returns the parsed body (None when bodiless)."""
     status = response.status_code
     assert status < 500, (status, response.text[:500])
     if method == "HEAD" or (status < 400 and not response.content):
         return None  # HEAD has no body; an automatic OPTIONS 200 carries only Allow
+    path = urllib.parse.urlsplit(response.url).path
+    if status == 200 and _DASHBOARD_FILES.match(path):
+        # the dashboard's page and its static files are the one documented non-JSON answer
+        assert response.headers["Content-Type"].startswith(("text/", "application/javascript"))
+        return None
     payload = strict_json(response)
     if status >= 400:
         assert isinstance(payload, dict), payload
