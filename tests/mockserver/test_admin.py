@@ -1100,9 +1100,18 @@ def test_summary_tallies_equal_a_full_count_of_the_journal(tmp_path: Path) -> No
             client.v2(make_body(2), headers={"X-Rokt-Mock-Fault": "delay=0.01"})
         assert mock.admin("DELETE", "journal", params={"namespace": "gone"}).status_code == 200
         summary = mock.summary("*")
+        health = mock.admin("GET", "health").json()
     counted = _scan_counts(journal)
     assert _tallies(journal) == counted
     assert summary["requests"]["total"] == sum(n for (_, k, _), n in counted.items() if k == "req")
+    with sqlite3.connect(journal) as db:  # /__admin/health's counts come from the tallies too
+        rows, events, last = db.execute(
+            "SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM events),"
+            " (SELECT max(id) FROM requests)"
+        ).fetchone()
+    assert health["journal"]["requests"] == rows
+    assert health["journal"]["events"] == events
+    assert health["journal"]["lastRequestId"] == last
     # an older journal: no tallies yet -> counted when opened
     with sqlite3.connect(journal) as db:
         db.execute("DELETE FROM tallies")
