@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from contract_tests.mock import MockServer
 
@@ -97,6 +98,23 @@ def make_event(**overrides: Any) -> dict[str, Any]:
 
 def make_body(n: int = 1, **event_overrides: Any) -> dict[str, Any]:
     return {"accountId": ACCOUNT, "events": [make_event(**event_overrides) for _ in range(n)]}
+
+
+def arbitrary_json(*, max_size: int, max_leaves: int) -> st.SearchStrategy[Any]:
+    """Any JSON value without NaN or Infinity (which JSON has not); containers hold at most
+    ``max_size`` items. The bad-input and hostile suites size it each for their own budget."""
+    return st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=max_size)
+            | st.dictionaries(st.text(max_size=10), children, max_size=max_size)
+        ),
+        max_leaves=max_leaves,
+    )
 
 
 def basic(user: str, password: str) -> str:

@@ -45,6 +45,7 @@ from tests.conftest import (
     RPUB,
     RSEC,
     Client,
+    arbitrary_json,
     basic,
     make_body,
     start_mock,
@@ -432,17 +433,7 @@ methods = st.one_of(
     st.from_regex(r"\A[A-Z][A-Z0-9_-]{0,19}\Z"),
 )
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
-    ),
-    max_leaves=40,
-)
+json_values = arbitrary_json(max_size=5, max_leaves=40)
 
 
 def _raw_json_texts() -> st.SearchStrategy[bytes]:

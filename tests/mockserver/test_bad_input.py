@@ -32,6 +32,7 @@ from tests.conftest import (
     RPUB,
     RSEC,
     Client,
+    arbitrary_json,
     basic,
     make_body,
     make_event,
@@ -158,17 +159,7 @@ def post_events(
 apis = st.sampled_from(["v1", "v2"])
 namespaces = st.sampled_from([None, "fuzz", "fuzz.2"])
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=15,
-)
+json_values = arbitrary_json(max_size=4, max_leaves=15)
 field_names = st.sampled_from(
     ["clientEventId", "eventType", "eventTime", "metaData", "objectData", "name", "value"]
 ) | st.text(max_size=10)
