@@ -177,6 +177,16 @@ def v2_headers() -> dict[str, str]:
     }
 
 
+def v1_headers(token: str, key: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Charset": "utf-8",
+        "Rokt-Version": "2020-05-21",
+        "Idempotency-Key": key,
+    }
+
+
 def body_of(n: int) -> dict[str, Any]:
     return {"accountId": ACCOUNT, "events": [make_event() for _ in range(n)]}
 
@@ -193,13 +203,7 @@ def test_same_key_racing_on_two_workers_gives_exactly_one_200(server: MockServer
         key = str(uuid.uuid4())
         same_body = r % 2 == 0
         bodies = [body_of(3)] * RACERS if same_body else [body_of(3) for _ in range(RACERS)]
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Charset": "utf-8",
-            "Rokt-Version": "2020-05-21",
-            "Idempotency-Key": key,
-        }
+        headers = v1_headers(token, key)
         answers = race(
             server,
             [(f"/ns/{namespace}/v1/events", json.dumps(b).encode(), headers) for b in bodies],
@@ -279,13 +283,7 @@ def test_same_key_racing_with_accept_then_faults_commits_once(server: MockServer
     for _ in range(6):
         key = str(uuid.uuid4())
         body = json.dumps(body_of(2)).encode()
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Charset": "utf-8",
-            "Rokt-Version": "2020-05-21",
-            "Idempotency-Key": key,
-        }
+        headers = v1_headers(token, key)
         sends = [
             (
                 f"/ns/{namespace}/v1/events",
